@@ -1,0 +1,353 @@
+"""Helpers for the real-browser end-to-end test (`tests/test_browser.py`).
+
+Nothing here knows about the notebook under test: it starts/stops a Jupyter
+server (JupyterLab or Notebook 7) in an isolated temporary Jupyter environment,
+launches the system Chromium through Playwright, and offers small page helpers
+that work on the notebook DOM shared by JupyterLab 4 and Notebook 7
+(`.jp-Notebook .jp-Cell`, `.jp-InputPrompt`, `.jp-OutputArea-output`).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CHROMIUM = os.environ.get("CALLBACKS_WIDGET_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
+                 "--disable-gpu", "--no-first-run", "--disable-sync"]
+
+# Console messages that are NOT about widgets and are ignored (everything else at level
+# "error", and every uncaught page error, fails the test):
+#   - favicon requests that 404
+#   - anything mentioning the JupyterLab "news"/"update check" feature (disabled anyway)
+IGNORED_CONSOLE_PATTERNS = [
+    re.compile(r"favicon", re.I),
+    re.compile(r"jupyterlab\.github\.io|/lab/api/news", re.I),
+]
+
+
+def write_notebook(path: Path, cells: list[str]) -> Path:
+    """Write a minimal nbformat-4 notebook with one code cell per source string."""
+    nb = {
+        "cells": [{"cell_type": "code", "execution_count": None, "id": f"cell-{i}",
+                   "metadata": {}, "outputs": [], "source": src} for i, src in enumerate(cells)],
+        "metadata": {
+            "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
+            "language_info": {"name": "python"},
+        },
+        "nbformat": 4, "nbformat_minor": 5,
+    }
+    path.write_text(json.dumps(nb, indent=1))
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class JupyterServer:
+    flavor: str                 # "lab" or "notebook"
+    root: Path
+    port: int
+    token: str
+    proc: subprocess.Popen
+    log_path: Path
+    kernel_pids: list[int] = field(default_factory=list)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def notebook_url(self, name: str) -> str:
+        route = "lab/tree" if self.flavor == "lab" else "notebooks"
+        return f"{self.base}/{route}/{name}?token={self.token}"
+
+    def api(self, path: str, method: str = "GET", timeout: float = 5):
+        req = urllib.request.Request(f"{self.base}{path}", method=method,
+                                     headers={"Authorization": f"token {self.token}"})
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            body = r.read()
+            return json.loads(body) if body else None
+
+    def log_tail(self, n: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return "<no server log>"
+
+
+def isolated_jupyter_env(tmp: Path) -> dict:
+    """Environment with every per-user Jupyter dir pointed into `tmp`.
+
+    Kernelspecs, lab extensions and server-extension config are then found only in
+    the venv (sys.prefix/share/jupyter, sys.prefix/etc/jupyter), so the kernel
+    'python3' is the venv's ipykernel (its argv[0] 'python' is replaced by the
+    server's sys.executable by jupyter_client) and nothing global is read or written.
+    """
+    env = dict(os.environ)
+    for var, sub in [("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_DATA_DIR", "data"),
+                     ("JUPYTER_RUNTIME_DIR", "runtime"), ("IPYTHONDIR", "ipython"),
+                     ("JUPYTERLAB_SETTINGS_DIR", "lab-settings"),
+                     ("JUPYTERLAB_WORKSPACES_DIR", "lab-workspaces")]:
+        d = tmp / sub
+        d.mkdir(parents=True, exist_ok=True)
+        env[var] = str(d)
+    env.pop("JUPYTER_PATH", None)
+    env.pop("JUPYTER_PREFER_ENV_PATH", None)
+    # No news / update-check toast over the notebook.
+    notif = tmp / "lab-settings" / "@jupyterlab" / "apputils-extension"
+    notif.mkdir(parents=True, exist_ok=True)
+    (notif / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@contextmanager
+def jupyter_server(flavor: str, root: Path, tmp: Path, start_timeout: float = 60):
+    """Start `jupyter lab|notebook` on 127.0.0.1 rooted at `root`; always stop it."""
+    assert flavor in ("lab", "notebook")
+    port, token = free_port(), secrets.token_hex(16)
+    tmp.mkdir(parents=True, exist_ok=True)
+    log_path = tmp / f"jupyter-{flavor}.log"
+    cmd = [sys.executable, "-m", "jupyter", flavor,
+           "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+           f"--IdentityProvider.token={token}", "--no-browser", f"--ServerApp.root_dir={root}",
+           "--KernelSpecManager.ensure_native_kernel=True"]
+    if os.geteuid() == 0:  # CI containers often run as root
+        cmd.append("--allow-root")
+    log = open(log_path, "wb")
+    proc = subprocess.Popen(cmd, cwd=root, env=isolated_jupyter_env(tmp), stdout=log,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
+    server = JupyterServer(flavor, root, port, token, proc, log_path)
+    try:
+        deadline = time.monotonic() + start_timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"jupyter {flavor} exited with {proc.returncode}:\n{server.log_tail()}")
+            try:
+                server.api("/api/status", timeout=2)
+                break
+            except (urllib.error.URLError, ConnectionError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"jupyter {flavor} did not answer within {start_timeout}s:\n{server.log_tail()}")
+            time.sleep(0.25)
+        yield server
+    finally:
+        stop_server(server)
+        log.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def stop_server(server: JupyterServer, grace: float = 10) -> None:
+    """Stop kernels and the server: REST shutdown, then SIGTERM/SIGKILL of the
+    server's process group and of every kernel pid the test recorded (jupyter_client
+    starts kernels in their own session, so killing the server's group alone
+    would not reach them)."""
+    proc = server.proc
+    if proc.poll() is None:
+        try:
+            server.api("/api/shutdown", method="POST", timeout=3)
+        except Exception:
+            pass
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            pass
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
+    for pid in server.kernel_pids:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            if not _alive(pid):
+                break
+            try:
+                os.killpg(pid, sig)       # kernels lead their own process group
+            except (ProcessLookupError, PermissionError):
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    break
+            for _ in range(20):
+                if not _alive(pid):
+                    break
+                time.sleep(0.1)
+
+
+class Watchdog:
+    """Hard upper bound for one test case: after `seconds`, call `on_expire`
+    (which kills the browser and the server, so every pending Playwright call fails)."""
+
+    def __init__(self, seconds: float, on_expire):
+        self.expired = False
+
+        def fire():
+            self.expired = True
+            on_expire()
+        self._timer = threading.Timer(seconds, fire)
+        self._timer.daemon = True
+
+    def __enter__(self):
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._timer.cancel()
+
+
+# ----------------------------------------------------------------------------------
+# Page helpers (same DOM in JupyterLab 4 and Notebook 7)
+# ----------------------------------------------------------------------------------
+
+CELL = ".jp-Notebook .jp-Cell"
+PROMPT_RE = re.compile(r"\[(\s*\d+|\*)\]")
+
+
+def cell(page, i: int):
+    return page.locator(CELL).nth(i)
+
+
+def prompt(page, i: int) -> str:
+    txt = cell(page, i).locator(".jp-InputPrompt").first.inner_text(timeout=5_000)
+    m = PROMPT_RE.search(txt)
+    return m.group(0).replace(" ", "") if m else ""
+
+
+def is_running(page, i: int) -> bool:
+    return prompt(page, i) == "[*]"
+
+
+def start_cell(page, i: int, timeout: float = 15) -> str:
+    """Select cell i, run it with Ctrl+Enter (run, do not advance) and wait until it
+    is queued/running or already finished. Returns the prompt seen before running."""
+    before = prompt(page, i)
+    c = cell(page, i)
+    c.scroll_into_view_if_needed(timeout=10_000)
+    c.locator(".jp-InputArea-editor").first.click(timeout=10_000)
+    page.keyboard.press("Control+Enter")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        p = prompt(page, i)
+        if p == "[*]" or (p and p != before):
+            return before
+        time.sleep(0.05)
+    raise TimeoutError(f"cell {i} did not start (prompt {prompt(page, i)!r})")
+
+
+def wait_cell_done(page, i: int, before: str, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        p = prompt(page, i)
+        if p not in ("", "[*]", before):
+            return p
+        time.sleep(0.1)
+    raise TimeoutError(f"cell {i} still not finished after {timeout}s (prompt {prompt(page, i)!r})")
+
+
+def run_cell(page, i: int, timeout: float = 60) -> str:
+    before = start_cell(page, i)
+    wait_cell_done(page, i, before, timeout)
+    return output_text(page, i)
+
+
+def output_text(page, i: int) -> str:
+    outs = cell(page, i).locator(".jp-OutputArea-output")
+    return "\n".join(outs.nth(k).inner_text(timeout=5_000) for k in range(outs.count()))
+
+
+def checkbox(page, cell_index: int, description: str):
+    """The <input> of the ipywidgets Checkbox whose description is `description`.
+    ipywidgets 8 DOM: div.widget-checkbox > label > input[type=checkbox] + span(description)."""
+    box = cell(page, cell_index).locator(".widget-checkbox").filter(
+        has=page.locator("span", has_text=re.compile(rf"^\s*{re.escape(description)}\s*$")))
+    return box.locator("input[type=checkbox]")
+
+
+# JS run in the page: trace summary of the first plotly graph in a cell's output.
+# `gd.data[i].x` can be a plain array, a typed array, or a plotly.js "typed array spec"
+# ({dtype, bdata, shape}); `gd._fullData[i]._length` is plotly's own count of drawn points.
+JS_TRACES = r"""
+(cellIndex) => {
+  const cell = document.querySelectorAll('.jp-Notebook .jp-Cell')[cellIndex];
+  const gd = cell && cell.querySelector('.js-plotly-plot');
+  if (!gd || !gd.data) return null;
+  const len = (a) => {
+    if (a == null) return 0;
+    if (Array.isArray(a) || ArrayBuffer.isView(a)) return a.length;
+    if (a.shape) return Array.isArray(a.shape) ? a.shape[0] : Number(String(a.shape).split(',')[0]);
+    if (a.bdata) {
+      const sz = {f8: 8, f4: 4, i4: 4, u4: 4, i2: 2, u2: 2, i1: 1, u1: 1, float64: 8, float32: 4,
+                  int32: 4, uint32: 4, int16: 2, uint16: 2, int8: 1, uint8: 1}[a.dtype] || 8;
+      return Math.floor(atob(a.bdata).length / sz);
+    }
+    return a.length || 0;
+  };
+  return Array.from(gd.data).map((t, k) => ({
+    name: t.name, nx: len(t.x), ny: len(t.y),
+    drawn: gd._fullData && gd._fullData[k] ? gd._fullData[k]._length : null,
+  }));
+}
+"""
+
+# Start sampling (every 40 ms) the point count of trace `traceName` in the plot of cell
+# `plotCell`, together with whether cell `runCell` is still running. Also counts
+# 'plotly_afterplot' events (one per redraw).
+JS_START_RECORDER = r"""
+([plotCell, runCell, traceName]) => {
+  if (window.__cwRecorder) clearInterval(window.__cwRecorder);
+  const rec = window.__cwRec = {samples: [], afterplots: 0, hooked: false};
+  const cells = () => document.querySelectorAll('.jp-Notebook .jp-Cell');
+  const len = (a) => (a == null ? 0 : (Array.isArray(a) || ArrayBuffer.isView(a)) ? a.length
+      : (a.shape ? (Array.isArray(a.shape) ? a.shape[0] : Number(String(a.shape).split(',')[0])) : (a.length || 0)));
+  window.__cwRecorder = setInterval(() => {
+    const c = cells();
+    const gd = c[plotCell] && c[plotCell].querySelector('.js-plotly-plot');
+    const p = c[runCell] && c[runCell].querySelector('.jp-InputPrompt');
+    const running = !!p && p.textContent.includes('*');
+    if (!gd || !gd.data) return;
+    if (!rec.hooked && gd.on) { gd.on('plotly_afterplot', () => { rec.afterplots += 1; }); rec.hooked = true; }
+    const t = Array.from(gd.data).find((tr) => tr.name === traceName);
+    const n = t ? len(t.x) : -1;
+    const last = rec.samples[rec.samples.length - 1];
+    if (!last || last.n !== n || last.running !== running)
+      rec.samples.push({t: performance.now(), n, running, afterplots: rec.afterplots});
+  }, 40);
+}
+"""
+
+JS_STOP_RECORDER = r"""
+() => { clearInterval(window.__cwRecorder); window.__cwRecorder = null; return window.__cwRec; }
+"""
