@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['one_batch', 'all_batches', 'fit', 'Callback', 'CallbackHandler', 'TestCallback']
 
-# %% ../nbs/03_handler.ipynb #d01f67a0
+# %% ../nbs/03_handler.ipynb #13f4a327
 import torch
 from .learner import check_fit_args
 
-# %% ../nbs/03_handler.ipynb #22c66fff
+# %% ../nbs/03_handler.ipynb #41d61d72
 def one_batch(xb, yb, cb):
     "One training step, asking `cb` before and after each part."
     if not cb.begin_batch(xb, yb): return
@@ -38,7 +38,7 @@ def fit(epochs: int, learn, cb) -> None:
         if cb.do_stop() or not cb.after_epoch(): break
     cb.after_fit()
 
-# %% ../nbs/03_handler.ipynb #e5c3d946
+# %% ../nbs/03_handler.ipynb #778bdbab
 class Callback():
     "A callback of the first system: each hook returns `True` to let training go on."
     def begin_fit(self, learn):
@@ -59,7 +59,7 @@ class Callback():
     def after_backward(self): return True
     def after_step(self): return True
 
-# %% ../nbs/03_handler.ipynb #57dc174e
+# %% ../nbs/03_handler.ipynb #aa288287
 class CallbackHandler():
     "Calls every callback at each step of `fit`; training goes on while all return `True`."
     def __init__(self, cbs=None):
@@ -99,7 +99,7 @@ class CallbackHandler():
         try: return self.learn.stop
         finally: self.learn.stop = False
 
-# %% ../nbs/03_handler.ipynb #6e56cef0
+# %% ../nbs/03_handler.ipynb #f70c1163
 class TestCallback(Callback):
     "Prints the iteration count and stops training after 10 iterations."
     def begin_fit(self, learn):

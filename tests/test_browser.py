@@ -178,7 +178,7 @@ def browser_page(chromium_path, server):
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(30_000)
             page.on("console", on_console)
-            page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
+            page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}\n{getattr(exc, 'stack', '')}"))
 
             def expire():
                 try:
@@ -256,6 +256,11 @@ def test_live_plot_widgets(server, browser_page):
     rec = page.evaluate(bs.JS_STOP_RECORDER)
     shot("fit1-done")
     live_lengths = sorted({s["n"] for s in rec["samples"] if s["running"] and s["n"] > 0})
+    raw_x = page.evaluate("""(i) => { const gd = document.querySelectorAll('.jp-Notebook .jp-Cell')[i]
+        .querySelector('.js-plotly-plot'); const x = gd.data[0].x;
+        return {ctor: x && x.constructor && x.constructor.name, keys: x && !Array.isArray(x) && !ArrayBuffer.isView(x) ? Object.keys(x) : null}; }""", C_SETUP)
+    (SCREENSHOTS / f"{flavor}-fit1-redraws.json").write_text(
+        json.dumps({"live_lengths": live_lengths, "x_type": raw_x, "recorder": rec}, indent=1))
     assert len(live_lengths) >= 3, (
         f"training trace grew in only {len(live_lengths)} redraws while the fit ran: {rec}")
 
@@ -291,7 +296,8 @@ def test_live_plot_widgets(server, browser_page):
     time.sleep(1.0)
     assert bs.is_running(page, C_FIT3), "fit finished too early to click during it"
     box(TOGGLED).click()
-    bs.cell(page, C_SETUP).get_by_text(PENDING_TEXT).wait_for(timeout=10_000)
+    bs.cell(page, C_SETUP).locator(".jp-OutputArea-output").get_by_text(PENDING_TEXT).first.wait_for(
+        timeout=10_000)
     assert bs.is_running(page, C_FIT3), "the pending-change text only appeared after the fit"
     assert box(TOGGLED).is_checked()
     shot("fit3-clicked-while-running")
