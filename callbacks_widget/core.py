@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['listify', 'camel2snake', 'scalar']
 
-# %% ../nbs/00_core.ipynb #c80d5932
+# %% ../nbs/00_core.ipynb #3bca72a7
 import re
 from typing import Any, Iterable
 
-# %% ../nbs/00_core.ipynb #475e3030
+# %% ../nbs/00_core.ipynb #4f2d1e0c
 def listify(o: Any) -> list:
     "Turn `o` into a list: `None` is `[]`, a list is kept, a string or a non-iterable is wrapped."
     if o is None: return []
@@ -18,7 +18,7 @@ def listify(o: Any) -> list:
     if isinstance(o, Iterable): return list(o)
     return [o]
 
-# %% ../nbs/00_core.ipynb #7b655f16
+# %% ../nbs/00_core.ipynb #f30689ee
 _camel_re1 = re.compile('(.)([A-Z][a-z]+)')
 _camel_re2 = re.compile('([a-z0-9])([A-Z])')
 
@@ -27,7 +27,7 @@ def camel2snake(name: str) -> str:
     s1 = re.sub(_camel_re1, r'\1_\2', name)
     return re.sub(_camel_re2, r'\1_\2', s1).lower()
 
-# %% ../nbs/00_core.ipynb #3509b7b7
+# %% ../nbs/00_core.ipynb #ee5f3438
 def scalar(t):
     "A 0-d tensor as a float if it lives on the CPU, else detached on its device (no sync)."
     return t.item() if t.device.type == 'cpu' else t.detach()

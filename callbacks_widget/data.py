@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['MNIST_URL', 'get_digits', 'download', 'get_mnist', 'get_data', 'Dataset', 'get_dls', 'DataBunch']
 
-# %% ../nbs/01_data.ipynb #f6968795
+# %% ../nbs/01_data.ipynb #f49b3cc0
 import gzip, pickle, shutil, urllib.request
 from importlib import resources
 from pathlib import Path
@@ -14,7 +14,7 @@ import numpy as np, torch
 import torch.nn.functional as F
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
-# %% ../nbs/01_data.ipynb #1bfb9b1c
+# %% ../nbs/01_data.ipynb #cd132858
 def get_digits(n_train: int = 1500) -> tuple:
     "The embedded digits as MNIST-like `x_train, y_train, x_valid, y_valid` (784 floats in 0..1)."
     with np.load(resources.files('callbacks_widget')/'digits.npz') as d: x, y = d['x'], d['y']
@@ -27,7 +27,7 @@ def get_digits(n_train: int = 1500) -> tuple:
     x_train = torch.cat([torch.roll(x[:n_train], s, dims=(1, 2)) for s in shifts]).view(-1, 784)
     return x_train, y[:n_train].repeat(len(shifts)), x[n_train:].reshape(-1, 784), y[n_train:]
 
-# %% ../nbs/01_data.ipynb #ea1cad4a
+# %% ../nbs/01_data.ipynb #b2a07724
 MNIST_URL = 'https://github.com/mnielsen/neural-networks-and-deep-learning/raw/master/data/mnist.pkl.gz'
 
 def _cache_dir() -> Path: return Path.home()/'.cache'/'callbacks_widget'
@@ -61,7 +61,7 @@ def get_data(path: Union[str, Path, None] = None) -> tuple:
     "The lesson's `x_train, y_train, x_valid, y_valid`: the embedded digits, or MNIST at `path`."
     return get_digits() if path is None else get_mnist(path)
 
-# %% ../nbs/01_data.ipynb #169d6d14
+# %% ../nbs/01_data.ipynb #48f77552
 class Dataset():
     "Pairs of `x[i], y[i]`; also indexable by a batch of indices at once."
     def __init__(self, x, y):
@@ -70,7 +70,7 @@ class Dataset():
     def __len__(self): return len(self.x)
     def __getitem__(self, i): return self.x[i], self.y[i]
 
-# %% ../nbs/01_data.ipynb #2df8e099
+# %% ../nbs/01_data.ipynb #3cf799f3
 def get_dls(train_ds, valid_ds, bs: int, **kwargs) -> tuple:
     "Training (shuffled) and validation `DataLoader`s; validation batches are twice as big."
     if not isinstance(bs, int) or bs < 1: raise ValueError(f"get_dls: bs must be a positive integer, got {bs!r}")
@@ -78,7 +78,7 @@ def get_dls(train_ds, valid_ds, bs: int, **kwargs) -> tuple:
         return DataLoader(ds, sampler=BatchSampler(sampler, size, drop_last=False), batch_size=None, **kwargs)
     return dl(train_ds, RandomSampler(train_ds), bs), dl(valid_ds, SequentialSampler(valid_ds), bs*2)
 
-# %% ../nbs/01_data.ipynb #66a1db94
+# %% ../nbs/01_data.ipynb #063f1f1e
 class DataBunch():
     "The training and validation `DataLoader`s, and the number of classes `c`."
     def __init__(self, train_dl, valid_dl, c=None):

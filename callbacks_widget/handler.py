@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['one_batch', 'all_batches', 'fit', 'Callback', 'CallbackHandler', 'TestCallback']
 
-# %% ../nbs/03_handler.ipynb #13f4a327
+# %% ../nbs/03_handler.ipynb #d966bdba
 import torch
 from .learner import check_fit_args
 
-# %% ../nbs/03_handler.ipynb #41d61d72
+# %% ../nbs/03_handler.ipynb #f1fb8cee
 def one_batch(xb, yb, cb):
     "One training step, asking `cb` before and after each part."
     if not cb.begin_batch(xb, yb): return
@@ -38,7 +38,7 @@ def fit(epochs: int, learn, cb) -> None:
         if cb.do_stop() or not cb.after_epoch(): break
     cb.after_fit()
 
-# %% ../nbs/03_handler.ipynb #778bdbab
+# %% ../nbs/03_handler.ipynb #8a021829
 class Callback():
     "A callback of the first system: each hook returns `True` to let training go on."
     def begin_fit(self, learn):
@@ -59,7 +59,7 @@ class Callback():
     def after_backward(self): return True
     def after_step(self): return True
 
-# %% ../nbs/03_handler.ipynb #aa288287
+# %% ../nbs/03_handler.ipynb #c651eeaa
 class CallbackHandler():
     "Calls every callback at each step of `fit`; training goes on while all return `True`."
     def __init__(self, cbs=None):
@@ -99,7 +99,7 @@ class CallbackHandler():
         try: return self.learn.stop
         finally: self.learn.stop = False
 
-# %% ../nbs/03_handler.ipynb #f70c1163
+# %% ../nbs/03_handler.ipynb #bb1bfa10
 class TestCallback(Callback):
     "Prints the iteration count and stops training after 10 iterations."
     def begin_fit(self, learn):

@@ -5,14 +5,14 @@
 # %% auto #0
 __all__ = ['GrowArray', 'History', 'downsample']
 
-# %% ../nbs/06_history.ipynb #222dd910
+# %% ../nbs/06_history.ipynb #864d328e
 import csv, math
 from pathlib import Path
 from typing import Optional, Union
 import numpy as np, torch
 from tsdownsample import MinMaxLTTBDownsampler, NaNMinMaxLTTBDownsampler
 
-# %% ../nbs/06_history.ipynb #a12e8fd5
+# %% ../nbs/06_history.ipynb #c8e99f6a
 class GrowArray():
     "An append-only numpy array that doubles its buffer when full."
     def __init__(self, dtype=np.float32, capacity: int = 1024):
@@ -37,7 +37,7 @@ class GrowArray():
     def nbytes(self) -> int: return self._buf.nbytes
     def __len__(self): return self.n
 
-# %% ../nbs/06_history.ipynb #f11f0934
+# %% ../nbs/06_history.ipynb #bc91e577
 class History():
     "Per-batch training loss, smoothed loss and lr, and per-epoch stats, across fits."
     def __init__(self, beta: float = 0.98):
@@ -118,7 +118,7 @@ class History():
                 w.writerow([i, int(fits[i]), l, s, r] + [e.get(k, '') for k in stats])
         return path
 
-# %% ../nbs/06_history.ipynb #873d4ab5
+# %% ../nbs/06_history.ipynb #4159c2ec
 def downsample(y: np.ndarray, n_out: int, start: int = 0, stop: Optional[int] = None, nan: bool = False) -> np.ndarray:
     "Indices into `y` of at most `n_out` points of `y[start:stop]` that keep its extremes; `nan`: `y` may hold NaN."
     stop = len(y) if stop is None else min(stop, len(y))

@@ -5,12 +5,12 @@
 # %% auto #0
 __all__ = ['get_model', 'Learner', 'accuracy', 'check_fit_args', 'fit']
 
-# %% ../nbs/02_learner.ipynb #864a5cd7
+# %% ../nbs/02_learner.ipynb #8b0cd4bb
 import torch
 from torch import nn, optim
 import torch.nn.functional as F
 
-# %% ../nbs/02_learner.ipynb #f4cc62c8
+# %% ../nbs/02_learner.ipynb #2bd354e8
 def get_model(data, lr: float = 0.5, nh: int = 50) -> tuple:
     "The lesson's MLP for `data` (inputs -> `nh` -> `data.c`) and its SGD optimizer."
     m = data.train_ds.x.shape[1]
@@ -26,7 +26,7 @@ def accuracy(out: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
     "Fraction of rows of `out` whose argmax is `yb`."
     return (torch.argmax(out, dim=1) == yb).float().mean()
 
-# %% ../nbs/02_learner.ipynb #b36e32d8
+# %% ../nbs/02_learner.ipynb #5529e635
 def check_fit_args(epochs: int, learn) -> None:
     "Raise a clear error if `epochs` or `learn` cannot be trained; touches nothing."
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
@@ -39,7 +39,7 @@ def check_fit_args(epochs: int, learn) -> None:
     except TypeError: raise ValueError("fit: learn.data.train_dl has no length (the loop counts batches per epoch)") from None
     if n == 0: raise ValueError("fit: the training DataLoader is empty (learn.data.train_dl has no batches)")
 
-# %% ../nbs/02_learner.ipynb #136966d6
+# %% ../nbs/02_learner.ipynb #d0f8648c
 def fit(epochs: int, learn) -> tuple:
     "The lesson's plain loop: train, then print and return validation loss and accuracy."
     check_fit_args(epochs, learn)

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['TRAIN', 'SMOOTH', 'VALID', 'NONFINITE', 'LR', 'make_figure', 'LivePlotCallback', 'MessageRecorder', 'record_messages']
 
-# %% ../nbs/08_liveplot.ipynb #d509ff0f
+# %% ../nbs/08_liveplot.ipynb #285a6732
 import json, math
 from pathlib import Path
 from time import perf_counter
@@ -21,7 +21,7 @@ from .stats import AvgStatsCallback
 from .history import History, downsample
 from .panel import CallbackPanel
 
-# %% ../nbs/08_liveplot.ipynb #a64d77e1
+# %% ../nbs/08_liveplot.ipynb #c04f70d0
 TRAIN, SMOOTH, VALID, NONFINITE, LR = range(5)
 
 def make_figure(height: int = 560) -> go.FigureWidget:
@@ -39,7 +39,7 @@ def make_figure(height: int = 560) -> go.FigureWidget:
                       legend=dict(orientation='h', y=1.02, yanchor='bottom', x=0))
     return go.FigureWidget(fig)
 
-# %% ../nbs/08_liveplot.ipynb #ad75ffea
+# %% ../nbs/08_liveplot.ipynb #a531df01
 class LivePlotCallback(Callback):
     "Live plotly loss curves and a `CallbackPanel` of the runner's callbacks."
     _order = 20
@@ -159,7 +159,7 @@ class LivePlotCallback(Callback):
 
     def _repr_mimebundle_(self, **kwargs): return self.widget._repr_mimebundle_(**kwargs)
 
-# %% ../nbs/08_liveplot.ipynb #b19790f6
+# %% ../nbs/08_liveplot.ipynb #38d3861e
 class MessageRecorder(BaseComm):
     "A widget comm that records the messages it is asked to send, with their size in bytes."
     def __init__(self, **kwargs):

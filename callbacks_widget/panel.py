@@ -5,13 +5,13 @@
 # %% auto #0
 __all__ = ['PENDING', 'CallbackPanel']
 
-# %% ../nbs/07_panel.ipynb #e5b5749e
+# %% ../nbs/07_panel.ipynb #6982dde1
 import time
 from typing import Optional
 import ipywidgets as widgets
 from .runner import Callback, Runner
 
-# %% ../nbs/07_panel.ipynb #71cf4b29
+# %% ../nbs/07_panel.ipynb #56ebe79c
 PENDING = 'applies at next fit'
 
 def _fmt_time(s: float) -> str:

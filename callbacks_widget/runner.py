@@ -6,7 +6,7 @@
 __all__ = ['EVENTS', 'CancelTrainException', 'CancelEpochException', 'CancelBatchException', 'Callback', 'TrainEvalCallback',
            'Runner', 'TestCallback']
 
-# %% ../nbs/04_runner.ipynb #28990bfd
+# %% ../nbs/04_runner.ipynb #f7532bb4
 import re
 from time import perf_counter
 from typing import Callable, Iterable, Optional, Union
@@ -14,12 +14,12 @@ import torch
 from .core import camel2snake, listify
 from .learner import check_fit_args
 
-# %% ../nbs/04_runner.ipynb #caf71fbb
+# %% ../nbs/04_runner.ipynb #be0e7ab5
 EVENTS = ('begin_fit', 'begin_epoch', 'begin_batch', 'after_pred', 'after_loss', 'after_backward',
           'after_step', 'after_cancel_batch', 'after_batch', 'after_cancel_epoch', 'begin_validate',
           'after_epoch', 'after_cancel_train', 'after_fit')
 
-# %% ../nbs/04_runner.ipynb #cf237e27
+# %% ../nbs/04_runner.ipynb #08f46220
 class CancelTrainException(Exception):
     "Raise in a callback to end `fit`; `after_cancel_train` and `after_fit` run."
 class CancelEpochException(Exception):
@@ -29,7 +29,7 @@ class CancelBatchException(Exception):
 
 _CANCELS = (CancelTrainException, CancelEpochException, CancelBatchException)
 
-# %% ../nbs/04_runner.ipynb #30715a47
+# %% ../nbs/04_runner.ipynb #b22c710e
 class Callback():
     "Base class of `Runner` callbacks: methods named after `EVENTS`; other reads go to the runner."
     _order, run, _enabled, _watchers = 0, None, True, ()
@@ -74,7 +74,7 @@ class Callback():
 
     def __repr__(self): return f"{type(self).__name__}(enabled={self.enabled})"
 
-# %% ../nbs/04_runner.ipynb #1401a49b
+# %% ../nbs/04_runner.ipynb #3dcf3c4a
 class TrainEvalCallback(Callback):
     "Puts the model in train or eval mode and counts `n_iter` and `n_epochs`; always enabled."
     def begin_fit(self):
@@ -102,7 +102,7 @@ class TrainEvalCallback(Callback):
     def enabled(self, value: bool):
         if value is not True: raise ValueError("train_eval cannot be disabled: the Runner needs it to switch train/eval mode")
 
-# %% ../nbs/04_runner.ipynb #f8df51a5
+# %% ../nbs/04_runner.ipynb #454b30a6
 _RUNNER_STATE = ('cbs', 'learn', 'epochs', 'epoch', 'xb', 'yb', 'pred', 'loss', 'in_train', 'iters',
                  'n_iter', 'n_epochs', 'n_batches', 'stop', 'error', 'running', 'in_fit')
 
@@ -112,7 +112,7 @@ def _check_callback(cb, where: str) -> None:
     if not isinstance(cb, Callback):
         raise TypeError(f"Runner: {where} got {cb!r}, which is not a callbacks_widget Callback")
 
-# %% ../nbs/04_runner.ipynb #7f06f4e1
+# %% ../nbs/04_runner.ipynb #eee1c795
 class Runner():
     "Runs the training loop of a `Learner`, calling its callbacks at every event."
     def __init__(self, cbs=None, cb_funcs=None):
@@ -227,7 +227,7 @@ class Runner():
 
     def __repr__(self): return f"Runner({', '.join(cb.name for cb in self.cbs)})"
 
-# %% ../nbs/04_runner.ipynb #ec6f22c3
+# %% ../nbs/04_runner.ipynb #45fc85f5
 class TestCallback(Callback):
     "Stops training after 10 training iterations."
     _order = 1

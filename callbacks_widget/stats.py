@@ -5,14 +5,14 @@
 # %% auto #0
 __all__ = ['metric_name', 'AvgStats', 'AvgStatsCallback', 'Recorder']
 
-# %% ../nbs/05_stats.ipynb #2a581c64
+# %% ../nbs/05_stats.ipynb #7ff776f5
 from functools import partial
 from typing import Callable
 import torch
 from .core import listify, scalar
 from .runner import Callback
 
-# %% ../nbs/05_stats.ipynb #390aa25c
+# %% ../nbs/05_stats.ipynb #fa56f860
 def metric_name(m: Callable) -> str:
     "A display name for the metric function `m` (also through `functools.partial`)."
     if isinstance(m, partial): return metric_name(m.func)
@@ -48,7 +48,7 @@ class AvgStats():
         for i, m in enumerate(self.metrics):
             self.tot_mets[i] += scalar(m(run.pred, run.yb)) * bn
 
-# %% ../nbs/05_stats.ipynb #7625183e
+# %% ../nbs/05_stats.ipynb #8b648e22
 class AvgStatsCallback(Callback):
     "Prints the average loss and `metrics` of training and validation after each epoch."
     def __init__(self, metrics):
@@ -66,7 +66,7 @@ class AvgStatsCallback(Callback):
         print(self.train_stats)
         print(self.valid_stats)
 
-# %% ../nbs/05_stats.ipynb #4305ed93
+# %% ../nbs/05_stats.ipynb #ffb35159
 class Recorder(Callback):
     "Records the training loss and learning rate of every batch of the last fit."
     def begin_fit(self): self.lrs, self.losses = [], []
