@@ -191,11 +191,11 @@ class Runner():
 
     def fit(self, epochs: int, learn) -> None:
         check_fit_args(epochs, learn)
-        self._compile()
         self.epochs, self.learn, self.loss = epochs, learn, torch.tensor(0.)
         self.stop, self.error, self.n_batches, self.in_fit = False, None, 0, True
         try:
-            for cb in self.cbs: cb.set_runner(self)
+            for cb in self.cbs: cb.set_runner(self)  # every callback, before this fit's set is fixed
+            self._compile()
             if self('begin_fit'): return
             for epoch in range(epochs):
                 self.epoch = epoch
