@@ -25,7 +25,7 @@ class CallbackPanel():
     "Switches that turn the callbacks of `run` on or off between fits, with their cost, progress and status."
     def __init__(self, run: Runner):
         if not isinstance(run, Runner): raise TypeError(f"CallbackPanel needs a Runner, got {run!r}")
-        self.run, self.status, self._t0, self._total = run, 'ready', None, 0
+        self.run, self.status, self._t0, self._t1, self._total = run, 'ready', None, None, 0
         self.switches, self._rows = {}, {}
         for cb in run.cbs: self._add_row(cb)
         head = widgets.HBox([_cell('callback', '190px'), _cell('order', '50px'), _cell('events', '330px'),
@@ -54,18 +54,18 @@ class CallbackPanel():
     def _show_note(self, name: str) -> None:
         row, cb, cost, note = self._rows[name]
         if note.value == 'always on': return
-        note.value = PENDING if self.run.in_fit and cb.enabled != (cb in self.run.running) else ''
+        note.value = PENDING if self.status == 'running' and cb.enabled != (cb in self.run.running) else ''
 
     def begin_fit(self) -> None:
         "Start the clock and the progress bar of a new fit."
-        self._t0, self.status = time.perf_counter(), 'running'
+        self._t0, self._t1, self.status = time.perf_counter(), None, 'running'
         data = self.run.data
         self._total = self.run.epochs * (len(data.train_dl) + len(data.valid_dl))
         self.refresh()
 
     def end_fit(self, status: str) -> None:
         "Show the final `status` of the fit (finished, cancelled, interrupted, or failed: ...)."
-        self.status = status
+        self.status, self._t1 = status, time.perf_counter()
         self.refresh()
 
     def refresh(self) -> None:
@@ -84,7 +84,7 @@ class CallbackPanel():
     def _progress_text(self) -> str:
         run = self.run
         if self._t0 is None: return ''
-        done, elapsed = run.n_batches, time.perf_counter() - self._t0
+        done, elapsed = run.n_batches, (self._t1 or time.perf_counter()) - self._t0
         left = elapsed * (self._total - done) / done if done and self.status == 'running' else 0.
         epoch = f"epoch {min(getattr(run, 'epoch', 0) + 1, run.epochs)}/{run.epochs}"
         return f"{epoch} · batch {done}/{self._total} · {_fmt_time(elapsed)} elapsed · {_fmt_time(left)} left"

@@ -28,14 +28,26 @@ CHROMIUM = os.environ.get("CALLBACKS_WIDGET_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
                  "--disable-gpu", "--no-first-run", "--disable-sync"]
 
-# Console messages that are NOT about widgets and are ignored (everything else at level
-# "error", and every uncaught page error, fails the test):
-#   - favicon requests that 404
-#   - anything mentioning the JupyterLab "news"/"update check" feature (disabled anyway)
+# Browser errors that are NOT about widgets and are ignored. Everything else logged at
+# level "error", and every uncaught page error, fails the test. Matched against the
+# message text plus (for page errors) the stack.
+#   - favicon requests that 404;
+#   - the JupyterLab "news"/"update check" feature (disabled anyway);
+#   - Notebook 7.6.5 only: "TypeError: Cannot read properties of undefined (reading
+#     'schema')" thrown from notebook_core.*.js by the keyboard-shortcuts settings
+#     handler (`settingRegistry.pluginChanged` -> `plugins[id].schema[...]`) the first
+#     time a cell is run. It happens with a notebook whose only cell is `print(1)`,
+#     i.e. without any widget, plotly or anywidget code on the page.
 IGNORED_CONSOLE_PATTERNS = [
     re.compile(r"favicon", re.I),
     re.compile(r"jupyterlab\.github\.io|/lab/api/news", re.I),
+    re.compile(r"Cannot read properties of undefined \(reading 'schema'\)"
+               r"[\s\S]*/static/notebook/notebook_core\.[0-9a-f]+\.js"),
 ]
+
+
+def is_ignored(text: str) -> bool:
+    return any(p.search(text) for p in IGNORED_CONSOLE_PATTERNS)
 
 
 def write_notebook(path: Path, cells: list[str]) -> Path:
@@ -296,29 +308,66 @@ def checkbox(page, cell_index: int, description: str):
     return box.locator("input[type=checkbox]")
 
 
+def row(page, cell_index: int, description: str):
+    """The ipywidgets HBox (one panel row) that holds the Checkbox `description`."""
+    return cell(page, cell_index).locator(".widget-hbox").filter(has=checkbox(page, cell_index, description))
+
+
+def row_text(page, cell_index: int, description: str) -> str:
+    return " | ".join(t.strip() for t in row(page, cell_index, description).first
+                      .locator(".widget-label, .widget-checkbox").all_inner_texts())
+
+
 # JS run in the page: trace summary of the first plotly graph in a cell's output.
 # `gd.data[i].x` can be a plain array, a typed array, or a plotly.js "typed array spec"
 # ({dtype, bdata, shape}); `gd._fullData[i]._length` is plotly's own count of drawn points.
+# `last` is the last x value and `xs` every x value of traces with at most 50 points.
 JS_TRACES = r"""
 (cellIndex) => {
   const cell = document.querySelectorAll('.jp-Notebook .jp-Cell')[cellIndex];
   const gd = cell && cell.querySelector('.js-plotly-plot');
   if (!gd || !gd.data) return null;
+  const SZ = {f8: 8, f4: 4, i4: 4, u4: 4, i2: 2, u2: 2, i1: 1, u1: 1, float64: 8, float32: 4,
+              int32: 4, uint32: 4, int16: 2, uint16: 2, int8: 1, uint8: 1};
+  const CT = {f8: Float64Array, float64: Float64Array, f4: Float32Array, float32: Float32Array,
+              i4: Int32Array, int32: Int32Array, u4: Uint32Array, uint32: Uint32Array,
+              i2: Int16Array, int16: Int16Array, u2: Uint16Array, uint16: Uint16Array,
+              i1: Int8Array, int8: Int8Array, u1: Uint8Array, uint8: Uint8Array};
+  const arr = (a) => {
+    if (a == null) return [];
+    if (Array.isArray(a) || ArrayBuffer.isView(a)) return a;
+    if (a.bdata) {
+      const bin = atob(a.bdata), bytes = new Uint8Array(bin.length);
+      for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+      return new (CT[a.dtype] || Float64Array)(bytes.buffer);
+    }
+    return [];
+  };
   const len = (a) => {
     if (a == null) return 0;
     if (Array.isArray(a) || ArrayBuffer.isView(a)) return a.length;
     if (a.shape) return Array.isArray(a.shape) ? a.shape[0] : Number(String(a.shape).split(',')[0]);
-    if (a.bdata) {
-      const sz = {f8: 8, f4: 4, i4: 4, u4: 4, i2: 2, u2: 2, i1: 1, u1: 1, float64: 8, float32: 4,
-                  int32: 4, uint32: 4, int16: 2, uint16: 2, int8: 1, uint8: 1}[a.dtype] || 8;
-      return Math.floor(atob(a.bdata).length / sz);
-    }
+    if (a.bdata) return Math.floor(atob(a.bdata).length / (SZ[a.dtype] || 8));
     return a.length || 0;
   };
-  return Array.from(gd.data).map((t, k) => ({
-    name: t.name, nx: len(t.x), ny: len(t.y),
-    drawn: gd._fullData && gd._fullData[k] ? gd._fullData[k]._length : null,
-  }));
+  return Array.from(gd.data).map((t, k) => {
+    const x = arr(t.x);
+    return {
+      name: t.name, nx: len(t.x), ny: len(t.y),
+      last: x.length ? Number(x[x.length - 1]) : null,
+      xs: x.length <= 50 ? Array.from(x, Number) : null,
+      drawn: gd._fullData && gd._fullData[k] ? gd._fullData[k]._length : null,
+    };
+  });
+}
+"""
+
+# Texts of the layout annotations of the first plotly graph in a cell's output.
+JS_ANNOTATIONS = r"""
+(cellIndex) => {
+  const cell = document.querySelectorAll('.jp-Notebook .jp-Cell')[cellIndex];
+  const gd = cell && cell.querySelector('.js-plotly-plot');
+  return ((gd && gd.layout && gd.layout.annotations) || []).map((a) => a.text);
 }
 """
 

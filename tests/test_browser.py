@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -168,7 +167,12 @@ def browser_page(chromium_path, server):
         console.append(f"{msg.type}: {msg.text}")
         if msg.type == "error":
             text = f"console.error: {msg.text} @ {msg.location}"
-            (ignored if any(p.search(text) for p in bs.IGNORED_CONSOLE_PATTERNS) else errors).append(text)
+            (ignored if bs.is_ignored(text) else errors).append(text)
+
+    def on_pageerror(exc):
+        text = f"pageerror: {exc}\n{getattr(exc, 'stack', '')}"
+        console.append(text)
+        (ignored if bs.is_ignored(text) else errors).append(text)
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium_path, args=bs.CHROMIUM_ARGS,
@@ -178,7 +182,7 @@ def browser_page(chromium_path, server):
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(30_000)
             page.on("console", on_console)
-            page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}\n{getattr(exc, 'stack', '')}"))
+            page.on("pageerror", on_pageerror)
 
             def expire():
                 try:

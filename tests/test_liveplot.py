@@ -1,0 +1,199 @@
+"LivePlotCallback and CallbackPanel driven headlessly: switches, live updates, bytes, gaps, faults."
+import csv, json, math, pathlib
+from functools import partial
+import numpy as np, pytest, torch
+from callbacks_widget.all import *
+from conftest import make_learner
+
+ROOT = pathlib.Path(__file__).parents[1]
+
+
+def live_runner(*extra, **kw):
+    return Runner(cb_funcs=[partial(AvgStatsCallback, accuracy), *extra, partial(LivePlotCallback, **kw)])
+
+
+def trace(fig, name):
+    return next(t for t in fig.data if t.name == name)
+
+
+def test_switches_choose_the_next_fits_callbacks(learn, capsys):
+    run = live_runner(Recorder)
+    switches = run.live_plot.panel.switches
+    assert list(switches) == ['train_eval', 'avg_stats', 'recorder', 'live_plot']
+    run.fit(1, learn)
+    printed = capsys.readouterr().out
+    switches['avg_stats'].value = False
+    assert run.avg_stats.enabled is False
+    run.fit(1, learn)
+    assert capsys.readouterr().out == '' and run.avg_stats not in run.running
+    assert run.live_plot.panel._rows['avg_stats'][2].value == 'off'
+    run.recorder.enabled = False  # code moves the switch too
+    assert switches['recorder'].value is False
+    switches['avg_stats'].value = True
+    run.fit(1, learn)
+    assert 'valid:' in capsys.readouterr().out and 'valid:' in printed
+    assert run.recorder not in run.running
+    assert switches['train_eval'].disabled
+
+
+def test_switch_flipped_during_fit_applies_at_next_fit(learn):
+    seen = {}
+    class Flipper(Callback):
+        _order = 30
+        def after_batch(self):
+            if self.n_iter == 2 and self.in_train:
+                self.run.live_plot.panel.switches['avg_stats'].value = False
+                seen['note'] = self.run.live_plot.panel._rows['avg_stats'][3].value
+                seen['running'] = self.run.avg_stats in self.run.running
+    run = live_runner(Flipper)
+    run.fit(1, learn)
+    assert seen == {'note': 'applies at next fit', 'running': True}
+    assert run.avg_stats.train_stats.count == len(learn.data.train_ds)  # the running fit kept avg_stats
+    assert run.live_plot.panel._rows['avg_stats'][3].value == ''  # no longer pending once the fit ended
+    run.fit(1, learn)
+    assert run.avg_stats not in run.running
+
+
+def test_figure_traces_and_fits_share_one_axis(learn):
+    run = live_runner()
+    fig, model_id = run.live_plot.fig, run.live_plot.fig.model_id
+    run.fit(2, learn)
+    run.avg_stats.enabled = False
+    run.fit(1, learn)
+    n = len(learn.data.train_dl)
+    assert run.live_plot.fig is fig and fig.model_id == model_id
+    assert list(trace(fig, 'train loss').x) == list(range(1, 3 * n + 1))
+    assert list(trace(fig, 'valid loss').x) == [n, 2 * n, 3 * n]
+    assert list(trace(fig, 'valid_accuracy').x) == [n, 2 * n]  # metrics stop while avg_stats is off
+    assert len(trace(fig, 'lr').y) == 3 * n and set(trace(fig, 'lr').y) == {0.5}
+    assert [s.x0 for s in fig.layout.shapes] == [2 * n + 0.5]
+    assert [a.text for a in fig.layout.annotations] == ['fit 2']
+    assert run.live_plot.history.fit_starts == [0, 2 * n]
+
+
+def test_updates_are_throttled_and_happen_at_epoch_and_fit_end():
+    learn = make_learner(n_train=1024, bs=16)
+    run = live_runner(every=3600)
+    sent = record_messages(run.live_plot.fig)
+    run.fit(2, learn)
+    redraws = [m for m in sent.messages if (m['data'].get('state') or {}).get('_py2js_update')]
+    # 128 batches, 3 redraws: the first batch and the two epoch ends (the fit end changes nothing, so sends nothing)
+    assert len(redraws) == 3, len(redraws)
+
+
+def test_update_bytes_stay_flat_from_1k_to_1m_batches():
+    cb = LivePlotCallback()
+    sent = record_messages(cb.fig)
+    h, rng, done, sizes = cb.history, np.random.default_rng(0), 0, {}
+    h.begin_fit()
+    for n in (1_000, 10_000, 100_000, 1_000_000):
+        h._pending_loss.extend((1 + rng.random(n - done)).tolist()); h._pending_lr.extend([0.1] * (n - done))
+        done = n
+        sent.messages.clear()
+        cb.update()
+        sizes[n] = sum(sent.sizes)
+        assert len(cb.fig.data[0].x) <= cb.max_points
+    assert max(sizes.values()) < 64_000, sizes
+    assert max(sizes.values()) < 1.3 * sizes[10_000], sizes
+    assert h.nbytes / 1_000_000 <= 32
+
+
+def test_spike_stays_visible_and_zoom_reaggregates_from_full_history():
+    cb = LivePlotCallback(max_points=200)
+    h = cb.history
+    h.begin_fit()
+    for i in range(100_000): h.add_batch(100. if i == 77_777 else 1. + (i % 7) / 10, 0.1)
+    cb.update()
+    x = np.asarray(cb.fig.data[0].x)
+    assert 77_778 in x and max(cb.fig.data[0].y) == 100.
+    cb.fig.layout.xaxis.range = (50_000, 50_150)  # what a zoom in the browser sends back
+    x = np.asarray(cb.fig.data[0].x)
+    assert list(x) == list(range(50_000, 50_151))  # every batch of the visible range
+    cb.fig.layout.xaxis.autorange = True
+    assert len(cb.fig.data[0].x) <= 200 and cb.fig.data[0].x[-1] == 100_000
+
+
+def test_nan_and_inf_losses_are_gaps_with_markers(learn):
+    class Poison(Callback):
+        _order = 1
+        def after_loss(self):
+            if self.in_train and self.n_iter in (3, 4): self.run.loss = self.loss * float('nan' if self.n_iter == 3 else 'inf')
+        def after_backward(self):
+            if self.n_iter in (3, 4): self.opt.zero_grad()  # keep the weights finite
+    run = live_runner(Poison)
+    run.fit(1, learn)
+    fig, h = run.live_plot.fig, run.live_plot.history
+    y = np.asarray(trace(fig, 'train loss').y, dtype=float)
+    assert np.isnan(y[[3, 4]]).all() and np.isfinite(np.delete(y, [3, 4])).all()
+    assert list(trace(fig, 'non-finite loss').x) == [4, 5]
+    assert [i for i, _ in h.nonfinite] == [3, 4] and math.isinf(h.nonfinite[1][1])
+    assert np.isfinite(np.asarray(trace(fig, 'train loss (smoothed)').y, dtype=float)).all()
+    assert run.live_plot.panel.status == 'finished'
+
+
+@pytest.mark.parametrize('exc,status', [(RuntimeError('exploded'), 'failed: RuntimeError: exploded'),
+                                        (KeyboardInterrupt(), 'interrupted'),
+                                        (CancelTrainException(), 'cancelled')])
+def test_figure_and_panel_after_a_fault_mid_fit(learn, exc, status):
+    class Fault(Callback):
+        def after_batch(self):
+            if self.n_iter == 5 and self.in_train: raise exc
+    run = live_runner(Fault)
+    run.fault.enabled = False
+    run.fit(1, learn)  # a clean first fit
+    run.fault.enabled = True
+    n = len(learn.data.train_dl)
+    if isinstance(exc, CancelTrainException): run.fit(1, learn)
+    else:
+        with pytest.raises(type(exc)): run.fit(1, learn)
+    lp = run.live_plot
+    assert lp.panel.status == status and status in lp.panel.status_text.value
+    assert len(trace(lp.fig, 'train loss').x) == n + 4  # all batches recorded before the fault are drawn
+    lp.panel.switches['fault'].value = False
+    run.fit(1, learn)
+    assert lp.panel.status == 'finished' and len(trace(lp.fig, 'train loss').x) == 2 * n + 4
+
+
+def test_panel_shows_costs_progress_and_events(learn):
+    import time
+    class Slow(Callback):
+        def after_pred(self): time.sleep(0.0005)
+    run = live_runner(Slow)
+    run.fit(1, learn)
+    panel = run.live_plot.panel
+    cost = {name: row[2].value for name, row in panel._rows.items()}
+    assert all(v.endswith('µs/batch') for v in cost.values()), cost
+    assert float(cost['slow'].split()[0]) >= 400
+    assert panel.progress.value == 1.0
+    assert panel.progress_text.value.startswith('epoch 1/1 · batch 9/9 ·')  # 8 training + 1 validation
+    events = panel._rows['avg_stats'][0].children[2].value
+    assert events == 'begin_epoch, after_loss, after_epoch'
+
+
+def test_standalone_html_and_csv(tmp_path, learn):
+    run = live_runner()
+    run.fit(2, learn)
+    html = run.live_plot.save_html(tmp_path / 'plot.html').read_text()
+    assert 'plotly' in html and '<script src="http' not in html  # plotly.js inside: works offline
+    assert '"train loss"' in html
+    rows = list(csv.DictReader(open(run.live_plot.history.to_csv(tmp_path / 'h.csv'))))
+    assert len(rows) == 2 * len(learn.data.train_dl)
+    last = rows[len(learn.data.train_dl) - 1]
+    assert float(last['valid_loss']) > 0 and 0 <= float(last['valid_accuracy']) <= 1
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match='every must be >= 0 seconds'):
+        LivePlotCallback(every=-1)
+    with pytest.raises(ValueError, match='max_points must be an integer >= 10'):
+        LivePlotCallback(max_points=3)
+    with pytest.raises(TypeError, match='CallbackPanel needs a Runner'):
+        CallbackPanel([])
+
+
+def test_committed_notebooks_are_clean():
+    for p in sorted((ROOT / 'nbs').glob('*.ipynb')):
+        nb = json.loads(p.read_text())
+        assert 'widgets' not in nb['metadata'], f'{p.name} saved widget state'
+        assert all(not c.get('outputs') for c in nb['cells']), f'{p.name} has outputs'
+        assert p.stat().st_size < 100_000, p.name

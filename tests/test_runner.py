@@ -1,0 +1,261 @@
+"The Runner's contract: event order, cancelling, errors, toggling, reuse and bad input."
+import copy, pickle
+from functools import partial
+import pytest, torch
+from callbacks_widget.all import *
+from callbacks_widget import handler
+from conftest import make_learner
+
+
+class Trace(Callback):
+    "Records every event it sees, with the training flag."
+    def __init__(self): self.trace = []
+
+for _e in EVENTS:
+    setattr(Trace, _e, lambda self, e=_e: self.trace.append(e))
+
+
+def events_of_batch(train):
+    return ['begin_batch', 'after_pred', 'after_loss'] + (['after_backward', 'after_step'] if train else []) + ['after_batch']
+
+
+def test_event_order_matches_the_loop(learn):
+    run = Runner(cb_funcs=Trace)
+    run.fit(2, learn)
+    n_train, n_valid = len(learn.data.train_dl), len(learn.data.valid_dl)
+    epoch = ['begin_epoch'] + events_of_batch(True) * n_train + ['begin_validate'] + events_of_batch(False) * n_valid + ['after_epoch']
+    assert run.trace.trace == ['begin_fit'] + epoch * 2 + ['after_fit']
+
+
+def test_callbacks_run_in_order_of_their_order_attribute(learn):
+    seen = []
+    class Late(Callback):
+        _order = 5
+        def begin_fit(self): seen.append('late')
+    class Early(Callback):
+        _order = -5
+        def begin_fit(self): seen.append('early')
+    Runner(cbs=[Late(), Early()]).fit(0, learn)
+    assert seen == ['early', 'late']
+
+
+def test_lesson_sequence_with_callback_handler_does_exactly_ten_steps(capsys):
+    learn, steps = make_learner(n_train=640), []
+    class CountSteps(handler.Callback):
+        def after_step(self): steps.append(1); return True
+    handler.fit(1, learn, cb=handler.CallbackHandler([handler.TestCallback(), CountSteps()]))
+    assert len(steps) == 10
+    assert capsys.readouterr().out.split() == [str(i) for i in range(1, 11)]
+
+
+def test_lesson_sequence_with_runner_and_avg_stats(learn, capsys):
+    run = Runner(cb_funcs=partial(AvgStatsCallback, accuracy))
+    run.fit(2, learn)
+    loss, acc = run.avg_stats.valid_stats.avg_stats
+    assert type(loss) is float and type(acc) is float and 0 <= acc <= 1
+    out = capsys.readouterr().out.splitlines()
+    assert [l.split(':')[0] for l in out] == ['train', 'valid'] * 2
+
+
+def test_test_callback_stops_after_ten_iterations():
+    learn = make_learner(n_train=640)
+    run = Runner(cb_funcs=[TestCallback, Trace])
+    run.fit(3, learn)
+    assert run.n_iter == 10
+    assert run.trace.trace.count('after_step') == 10
+    assert run.trace.trace[-2:] == ['after_cancel_train', 'after_fit']
+
+
+@pytest.mark.parametrize('exc,event,expect_batches', [
+    (CancelBatchException, 'after_cancel_batch', None),
+    (CancelEpochException, 'after_cancel_epoch', None),
+])
+def test_cancel_batch_and_epoch(learn, exc, event, expect_batches):
+    class Cancel(Callback):
+        def after_pred(self):
+            if self.in_train: raise exc()
+    run = Runner(cb_funcs=[Cancel, Trace])
+    run.fit(1, learn)
+    t = run.trace.trace
+    assert 'after_step' not in t and event in t
+    if exc is CancelBatchException:
+        assert t.count('after_cancel_batch') == len(learn.data.train_dl)
+        assert t.count('after_batch') == len(learn.data.train_dl) + len(learn.data.valid_dl)
+    else:  # the training pass ends at its first batch; validation still runs
+        assert t.count('after_cancel_epoch') == 1
+        assert t.count('after_batch') == 1 + len(learn.data.valid_dl)
+    assert t[-1] == 'after_fit'
+
+
+def test_hook_returning_true_skips_the_rest_of_the_step(learn):
+    class SkipStep(Callback):
+        def after_backward(self): return True
+    before = [p.detach().clone() for p in learn.model.parameters()]
+    Runner(cbs=SkipStep()).fit(1, learn)
+    assert all(torch.equal(a, b) for a, b in zip(before, learn.model.parameters()))
+
+
+def test_error_in_callback_names_callback_and_event_and_runner_stays_usable(learn):
+    class Fragile(Callback):
+        def after_backward(self): raise ValueError('bad gradient')
+    run = Runner(cb_funcs=[Fragile, Trace])
+    with pytest.raises(ValueError, match='bad gradient') as info:
+        run.fit(1, learn)
+    assert info.value.__notes__ == ["raised in callback 'fragile' during event 'after_backward'"]
+    assert run.trace.trace[-1] == 'after_fit'
+    assert run.learn is None and not run.in_fit and run.error is info.value
+    run.fragile.enabled = False
+    run.fit(1, learn)
+    assert run.n_iter == len(learn.data.train_dl) and run.error is None
+
+
+def test_keyboard_interrupt_runs_after_fit_and_keeps_runner(learn):
+    class Interrupt(Callback):
+        def after_batch(self):
+            if self.n_iter == 3: raise KeyboardInterrupt
+    run = Runner(cb_funcs=[Interrupt, Trace])
+    with pytest.raises(KeyboardInterrupt) as info:
+        run.fit(1, learn)
+    assert "callback 'interrupt'" in info.value.__notes__[0]
+    assert run.trace.trace[-1] == 'after_fit' and run.learn is None
+    run.interrupt.enabled = False
+    run.fit(1, learn)
+    assert run.n_iter == len(learn.data.train_dl)
+
+
+def test_enabled_toggles_between_fits(learn):
+    run = Runner(cb_funcs=Trace)
+    run.trace.enabled = False
+    run.fit(1, learn)
+    assert run.trace.trace == [] and run.trace not in run.running
+    run.trace.enabled = True
+    run.fit(1, learn)
+    assert run.trace.trace[0] == 'begin_fit'
+
+
+def test_enabled_changed_during_fit_applies_at_next_fit(learn):
+    class Switcher(Callback):
+        def after_batch(self):
+            if self.n_iter == 2: self.run.trace.enabled = False
+    run = Runner(cb_funcs=[Switcher, Trace])
+    run.fit(1, learn)
+    assert run.trace.trace[-1] == 'after_fit'  # the running fit kept its callbacks
+    n = len(run.trace.trace)
+    run.fit(1, learn)
+    assert len(run.trace.trace) == n and not run.trace.enabled
+
+
+def test_class_level_enabled_default_works_without_super_init():
+    class LessonStyle(Callback):
+        def __init__(self, x): self.x = x
+    cb = LessonStyle(1)
+    assert cb.enabled is True
+    cb.enabled = False
+    assert LessonStyle(2).enabled is True
+
+
+def test_train_eval_is_locked_on():
+    run = Runner()
+    with pytest.raises(ValueError, match='train_eval cannot be disabled'):
+        run.train_eval.enabled = False
+
+
+def test_runner_is_reusable_and_counts_restart(learn):
+    run = Runner(cb_funcs=partial(AvgStatsCallback, accuracy))
+    for _ in range(3):
+        run.fit(1, learn)
+        assert run.learn is None and run.n_iter == len(learn.data.train_dl)
+    run.fit(0, learn)
+    assert run.n_iter == 0
+
+
+def test_attribute_delegation_does_not_recurse():
+    cb = AvgStatsCallback([accuracy])
+    assert not hasattr(cb, 'model')
+    with pytest.raises(AttributeError, match="no attribute 'model'"):
+        cb.model
+    assert copy.deepcopy(cb).train_stats.metrics == [accuracy]
+    assert pickle.loads(pickle.dumps(Recorder())).name == 'recorder'
+    run = Runner(cbs=cb)
+    assert cb.cbs is run.cbs  # with a runner, reads go to it
+
+
+def test_callback_names_and_attributes():
+    run = Runner(cbs=Recorder(), cb_funcs=partial(AvgStatsCallback, accuracy))
+    assert [cb.name for cb in run.cbs] == ['train_eval', 'recorder', 'avg_stats']
+    assert run.recorder is run.cbs[1] and run.avg_stats is run.cbs[2] and run.train_eval is run.cbs[0]
+
+
+def test_dispatch_is_compiled_once_per_fit(learn, monkeypatch):
+    calls = []
+    original = Runner._compile
+    monkeypatch.setattr(Runner, '_compile', lambda self: (calls.append(1), original(self)))
+    run = Runner(cb_funcs=Trace)
+    calls.clear()
+    run.fit(2, learn)
+    assert calls == [1]
+    assert run._hooks['after_step'] == ((1, run.trace.after_step),)
+
+
+def test_cb_seconds_measure_time_in_hooks(learn):
+    import time
+    class Slow(Callback):
+        def after_batch(self): time.sleep(0.001)
+    run = Runner(cb_funcs=Slow)
+    run.fit(1, learn)
+    n = len(learn.data.train_dl) + len(learn.data.valid_dl)
+    assert run.n_batches == n
+    assert run.cb_seconds['slow'] >= 0.001 * n
+    assert run.cb_seconds['train_eval'] < run.cb_seconds['slow']
+
+
+# --- bad input: a clear error that names what is wrong, before any training
+
+def test_cbs_must_be_callback_instances():
+    with pytest.raises(TypeError, match="got 3, which is not a callbacks_widget Callback"):
+        Runner(cbs=[3])
+    with pytest.raises(TypeError, match='got the class Recorder, not an instance'):
+        Runner(cbs=[Recorder])
+    with pytest.raises(TypeError, match="cb_funcs item 'recorder' is not callable"):
+        Runner(cb_funcs=['recorder'])
+    with pytest.raises(TypeError, match='cb_funcs item .*dict.* which is not a callbacks_widget Callback'):
+        Runner(cb_funcs=[dict])
+
+
+def test_duplicate_and_shadowing_names():
+    with pytest.raises(ValueError, match="two callbacks are named 'recorder'"):
+        Runner(cbs=[Recorder(), Recorder()])
+    class Model(Callback): pass
+    class FitCallback(Callback): pass
+    with pytest.raises(ValueError, match="named 'model', which would hide the Runner's own 'model'"):
+        Runner(cbs=Model())
+    with pytest.raises(ValueError, match="named 'fit'"):
+        Runner(cb_funcs=FitCallback)
+    with pytest.raises(ValueError, match="two callbacks are named 'train_eval'"):
+        Runner(cbs=TrainEvalCallback())
+
+
+@pytest.mark.parametrize('epochs', [-1, 1.5, '2', None, True])
+def test_bad_epochs(learn, epochs):
+    run = Runner(cb_funcs=Trace)
+    with pytest.raises(ValueError, match='epochs must be a non-negative integer'):
+        run.fit(epochs, learn)
+    assert run.trace.trace == []
+
+
+def test_learner_missing_a_part(learn):
+    run = Runner(cb_funcs=Trace)
+    with pytest.raises(ValueError, match='the Learner has no opt, loss_func'):
+        run.fit(1, Learner(learn.model, None, None, learn.data))
+    with pytest.raises(ValueError, match='learn.data has no valid_dl'):
+        run.fit(1, Learner(learn.model, learn.opt, learn.loss_func, DataBunch(learn.data.train_dl, None)))
+    with pytest.raises(ValueError, match='training DataLoader is empty'):
+        run.fit(1, Learner(learn.model, learn.opt, learn.loss_func, DataBunch([], learn.data.valid_dl)))
+    assert run.trace.trace == [] and run.learn is None
+
+
+def test_bad_metrics_and_enabled_values():
+    with pytest.raises(TypeError, match="metric 'accuracy' is not callable"):
+        AvgStatsCallback('accuracy')
+    with pytest.raises(TypeError, match="recorder.enabled must be True or False, got 'no'"):
+        Recorder().enabled = 'no'
