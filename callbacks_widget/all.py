@@ -18,7 +18,8 @@ from .stats import *
 from .history import *
 from .panel import *
 from .liveplot import *
-from . import core, data, learner, runner, stats, history, panel, liveplot
+from .distributed import *
+from . import core, data, learner, runner, stats, history, panel, liveplot, distributed
 
 __all__ = ['partial', 'torch', 'nn', 'optim', 'F'] + [
-    n for m in (core, data, learner, runner, stats, history, panel, liveplot) for n in m.__all__]
+    n for m in (core, data, learner, runner, stats, history, panel, liveplot, distributed) for n in m.__all__]

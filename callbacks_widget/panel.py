@@ -9,7 +9,7 @@ __all__ = ['PENDING', 'CallbackPanel']
 import time
 from typing import Optional
 import ipywidgets as widgets
-from .runner import Callback, Runner
+from .runner import AlwaysOn, Callback, Runner
 
 # %% ../nbs/07_panel.ipynb #56ebe79c
 PENDING = 'applies at next fit'
@@ -37,7 +37,7 @@ class CallbackPanel():
         self.refresh()
 
     def _add_row(self, cb: Callback) -> None:
-        locked = type(cb).enabled is not Callback.enabled
+        locked = isinstance(cb, AlwaysOn)
         switch = widgets.Checkbox(value=cb.enabled, description=cb.name, disabled=locked, indent=False,
                                   layout=widgets.Layout(width='190px'))
         cost, note = _cell('', '110px'), _cell('always on' if locked else '', '160px')

@@ -1,0 +1,173 @@
+"DeviceCallback and DistributedCallback: clear errors, one process in a group, and two CPU processes that agree."
+import csv, json, os, socket, subprocess, sys
+from functools import partial
+from pathlib import Path
+import pytest, torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from callbacks_widget.all import *
+from conftest import make_learner
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def evaluate(model, ds) -> list:
+    "Loss and accuracy of `model` on all of `ds`, in one process, one batch."
+    with torch.no_grad():
+        pred = model(ds.x)
+        return [F.cross_entropy(pred, ds.y).item(), accuracy(pred, ds.y).item()]
+
+
+# --- DeviceCallback -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('device', ['nonsense', 'tpu', 'cuda:7', 'cuda', 'mps:3', 'xla'])
+def test_device_that_does_not_exist_fails_at_construction_naming_it(device):
+    if device == 'cuda' and torch.cuda.is_available(): pytest.skip('this machine has a GPU')
+    if device == 'cuda:7' and torch.cuda.device_count() > 7: pytest.skip('this machine has 8 GPUs')
+    with pytest.raises(ValueError, match=repr(device)): DeviceCallback(device)
+
+
+def test_default_device_exists():
+    dev = DeviceCallback().device
+    assert dev == check_device(dev)
+    if torch.cuda.is_available(): assert dev.type == 'cuda'
+
+
+def test_device_callback_on_cpu_trains_and_cannot_be_switched_off(learn):
+    seen = []
+    class Devices(Callback):
+        def after_pred(self): seen.append((self.xb.device, self.yb.device, self.pred.device))
+    run = Runner(cb_funcs=[partial(DeviceCallback, 'cpu'), Devices])
+    run.fit(1, learn)
+    assert set(seen) == {(torch.device('cpu'),) * 3}
+    with pytest.raises(ValueError, match='device cannot be disabled'): run.device.enabled = False
+
+
+# --- DistributedCallback in this process ----------------------------------------------------------
+
+def test_distributed_callback_needs_a_process_group():
+    assert not dist.is_initialized()
+    with pytest.raises(RuntimeError, match='no initialised process group.*torchrun'): DistributedCallback()
+
+
+@pytest.fixture
+def group():
+    "A process group of one: this process."
+    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{free_port()}', rank=0, world_size=1)
+    yield
+    if dist.is_initialized(): dist.destroy_process_group()
+
+
+def test_one_process_fit_restores_the_learner_and_measures_all_items(group, learn):
+    model, data, train_dl, valid_dl = learn.model, learn.data, learn.data.train_dl, learn.data.valid_dl
+    models = []
+    class Models(Callback):
+        def after_pred(self): models.append(type(self.model).__name__)
+    run = Runner(cb_funcs=[DistributedCallback, partial(AvgStatsCallback, accuracy), Models, LivePlotCallback])
+    run.fit(2, learn)
+    assert learn.model is model and learn.data is data
+    assert (data.train_dl, data.valid_dl) == (train_dl, valid_dl)
+    n_train, n_valid = len(train_dl), len(valid_dl)
+    assert models == (['DistributedDataParallel'] * n_train + ['Sequential'] * n_valid) * 2
+    assert run.avg_stats.valid_stats.count == len(data.valid_ds)
+    assert run.avg_stats.valid_stats.avg_stats == pytest.approx(evaluate(model, data.valid_ds), rel=1e-5)
+    assert run.live_plot.history.epochs[-1]['valid_loss'] == pytest.approx(run.avg_stats.valid_stats.avg_stats[0])
+
+
+def test_fit_without_a_group_stops_before_training(group, learn):
+    run = Runner(cb_funcs=[DistributedCallback, partial(AvgStatsCallback, accuracy)])
+    dist.destroy_process_group()
+    model, before = learn.model, [p.clone() for p in learn.model.parameters()]
+    with pytest.raises(RuntimeError, match='no initialised process group'): run.fit(1, learn)
+    assert learn.model is model and run.n_batches == 0
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_distributed_callback_cannot_be_switched_off(group):
+    cb = DistributedCallback()
+    with pytest.raises(ValueError, match='distributed cannot be disabled'): cb.enabled = False
+    assert cb.enabled
+
+
+def test_all_reduce_stats_of_one_process_keeps_them(group):
+    s = AvgStats([accuracy], in_train=False)
+    s.tot_loss, s.tot_mets, s.count = 3.5, [1.25], 7
+    all_reduce_stats([s])
+    assert (s.tot_loss, s.tot_mets, s.count) == (3.5, [1.25], 7)
+
+
+# --- two processes ---------------------------------------------------------------------------------
+
+N_TRAIN, EPOCHS = 3000, 2
+
+
+@pytest.fixture(scope='module')
+def ddp(tmp_path_factory):
+    "examples/ddp_train.py on two CPU processes (Gloo, 127.0.0.1), with `recorder` switched off on rank 0 only."
+    tmp = tmp_path_factory.mktemp('ddp')
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2', '--master_addr=127.0.0.1',
+           f'--master_port={free_port()}', '--redirects=3', f'--log-dir={tmp/"logs"}',
+           str(ROOT/'examples'/'ddp_train.py'), f'--epochs={EPOCHS}', f'--n-train={N_TRAIN}', f'--out={tmp/"out"}',
+           '--off=recorder', f'--report={tmp/"report"}']
+    env = {**os.environ, 'CUDA_VISIBLE_DEVICES': ''}  # CPUs and Gloo, also on a machine with GPUs
+    p = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=120)
+    logs = {rank: {s: next((tmp/'logs').rglob(f'attempt_*/{rank}/{s}.log')).read_text() for s in ('stdout', 'stderr')}
+            for rank in (0, 1)}
+    assert p.returncode == 0, f"{p.stdout}\n{p.stderr}\n{logs}"
+    report = {r: json.loads((tmp/'report'/f'rank{r}.json').read_text()) for r in (0, 1)}
+    weights = {r: torch.load(tmp/'report'/f'rank{r}.pt') for r in (0, 1)}
+    return dict(tmp=tmp, logs=logs, report=report, weights=weights)
+
+
+def valid_set() -> Dataset:
+    x_train, y_train, x_valid, y_valid = get_data()
+    return Dataset(x_valid, y_valid)
+
+
+@pytest.mark.distributed
+def test_both_ranks_end_with_the_same_weights(ddp):
+    w0, w1 = ddp['weights'][0], ddp['weights'][1]
+    assert w0.keys() == w1.keys()
+    for k in w0: assert torch.equal(w0[k], w1[k]), k
+
+
+@pytest.mark.distributed
+def test_reduced_valid_stats_are_those_of_one_process_on_the_whole_set(ddp):
+    ds = valid_set()
+    model = nn.Sequential(nn.Linear(784, 50), nn.ReLU(), nn.Linear(50, 10))
+    model.load_state_dict(ddp['weights'][0])
+    expected = evaluate(model, ds)
+    r0, r1 = ddp['report'][0], ddp['report'][1]
+    assert r0['valid_stats'] == r1['valid_stats']
+    assert r0['valid_stats']['count'] == len(ds)
+    assert r0['valid_stats']['avg_stats'] == pytest.approx(expected, rel=1e-5)
+    assert r0['train_stats'] == r1['train_stats'] and r0['train_stats']['count'] >= N_TRAIN
+    with open(ddp['tmp']/'out'/'history.csv') as f: rows = [r for r in csv.DictReader(f) if r['valid_loss']]
+    assert len(rows) == EPOCHS
+    assert float(rows[-1]['valid_loss']) == pytest.approx(expected[0], rel=1e-5)
+    assert float(rows[-1]['valid_accuracy']) == pytest.approx(expected[1], rel=1e-5)
+
+
+@pytest.mark.distributed
+def test_only_rank_0_prints_and_plots(ddp):
+    assert sorted(p.name for p in (ddp['tmp']/'out').iterdir()) == ['history.csv', 'live_plot.html']
+    r0, r1 = ddp['report'][0], ddp['report'][1]
+    assert r0['enabled']['live_plot'] and 'live_plot' in r0['running'] and r0['live_plot_batches'] == r0['train_batches']
+    assert not r1['enabled']['live_plot'] and 'live_plot' not in r1['running'] and r1['live_plot_batches'] == 0
+    out0, out1 = ddp['logs'][0]['stdout'], ddp['logs'][1]['stdout']
+    assert out0.count('valid: [') == EPOCHS and 'live plot:' in out0
+    assert out1.strip() == ''
+
+
+@pytest.mark.distributed
+def test_a_switch_turned_off_on_rank_0_is_off_on_every_rank(ddp):
+    for r in (0, 1):
+        rep = ddp['report'][r]
+        assert rep['enabled']['recorder'] is False and 'recorder' not in rep['running']
+        assert rep['enabled']['avg_stats'] is True and rep['running'][:2] == ['device', 'distributed']
