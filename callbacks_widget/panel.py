@@ -41,7 +41,7 @@ class CallbackPanel():
         switch = widgets.Checkbox(value=cb.enabled, description=cb.name, disabled=locked, indent=False,
                                   layout=widgets.Layout(width='190px'))
         cost, note = _cell('', '110px'), _cell('always on' if locked else '', '160px')
-        events = _cell(', '.join(cb.events), '330px', style=dict(font_size='11px'))
+        events = widgets.HTML(f"<span style='font-size:11px'>{', '.join(cb.events)}</span>", layout=widgets.Layout(width='330px'))
         row = widgets.HBox([switch, _cell(str(cb._order), '50px'), events, cost, note])
         self.switches[cb.name], self._rows[cb.name] = switch, (row, cb, cost, note)
         if locked: return
