@@ -146,6 +146,6 @@ class DistributedCallback(AlwaysOn, Callback):
         avg_stats = [cb for cb in self.run.running if isinstance(cb, AvgStatsCallback)]
         all_reduce_stats([self._valid] + [s for cb in avg_stats for s in (cb.train_stats, cb.valid_stats)])
         for cb in self.run.running:
-            if isinstance(cb, LivePlotCallback): cb._vloss, cb._vcount = self._valid.tot_loss, self._valid.count
+            if isinstance(cb, LivePlotCallback): cb.valid_loss_sum, cb.valid_count = self._valid.tot_loss, self._valid.count
 
     def after_fit(self): self._undo.close()

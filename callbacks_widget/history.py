@@ -45,7 +45,7 @@ class History():
         self.loss, self.smooth_loss, self.lr = GrowArray(), GrowArray(), GrowArray()
         self.fit_starts = []    # iteration at which each fit began
         self.epochs = []        # one dict per epoch: fit, epoch, iteration, valid_loss and metrics
-        self.nonfinite = []     # (iteration, value) of each non-finite training loss
+        self.nonfinite_at, self.nonfinite_value = GrowArray(np.int64, 16), GrowArray(np.float64, 16)
         self._pending_loss, self._pending_lr = [], []
         self._avg, self._n_avg = 0., 0
 
@@ -74,22 +74,30 @@ class History():
         if not self._pending_loss: return
         losses = self._pending_loss
         if isinstance(losses[0], torch.Tensor): losses = torch.stack(losses).float().cpu().tolist()
-        start, smooth = len(self.loss), []
+        start, smooth, bad = len(self.loss), [], []
         for i, v in enumerate(losses):
             if not math.isfinite(v):
-                self.nonfinite.append((start + i, v))
+                bad.append((start + i, v))
                 losses[i] = math.nan
             else:
                 self._avg = self.beta*self._avg + (1-self.beta)*v
                 self._n_avg += 1
             smooth.append(self._avg / (1 - self.beta**self._n_avg) if self._n_avg else math.nan)
+        if bad:
+            self.nonfinite_at.extend([i for i, _ in bad]); self.nonfinite_value.extend([v for _, v in bad])
         self.loss.extend(losses); self.smooth_loss.extend(smooth); self.lr.extend(self._pending_lr)
         self._pending_loss, self._pending_lr = [], []
 
     @property
+    def nonfinite(self) -> list:
+        "`(iteration, value)` of each training batch whose loss was not finite."
+        return list(zip(self.nonfinite_at.values.tolist(), self.nonfinite_value.values.tolist()))
+
+    @property
     def nbytes(self) -> int:
         "Bytes held by the per-batch arrays."
-        return self.loss.nbytes + self.smooth_loss.nbytes + self.lr.nbytes
+        arrays = (self.loss, self.smooth_loss, self.lr, self.nonfinite_at, self.nonfinite_value)
+        return sum(a.nbytes for a in arrays)
 
     def epoch_series(self, name: str) -> tuple:
         "Iterations and values of the per-epoch stat `name` (epochs that lack it are skipped)."

@@ -48,9 +48,10 @@ class LivePlotCallback(Callback):
         if not every >= 0: raise ValueError(f"LivePlotCallback: every must be >= 0 seconds, got {every!r}")
         if not (isinstance(max_points, int) and max_points >= 10):
             raise ValueError(f"LivePlotCallback: max_points must be an integer >= 10, got {max_points!r}")
-        self.every, self.max_points = every, max_points
+        self.every, self.max_points, self.max_labels = every, max_points, 20
         self.history, self.fig, self.panel = History(beta), make_figure(height), None
         self.widget, self._view, self._next, self._marked = self.fig, None, 0., 0
+        self._drawn = {}   # per group of traces, the state of the history it last drew
         for ax in ('xaxis', 'xaxis2', 'xaxis3'): self.fig.layout[ax].on_change(self._on_zoom, 'range', 'autorange')
 
     def set_runner(self, run):
@@ -61,16 +62,16 @@ class LivePlotCallback(Callback):
 
     def begin_fit(self):
         self.history.begin_fit()
-        self._cancelled, self._vloss, self._vcount = False, 0., 0
+        self._cancelled, self.valid_loss_sum, self.valid_count = False, 0., 0
         self.panel.begin_fit()
 
-    def begin_epoch(self): self._vloss, self._vcount = 0., 0
+    def begin_epoch(self): self.valid_loss_sum, self.valid_count = 0., 0
 
     def after_loss(self):
         if self.in_train: return
         bn = self.xb.shape[0]
-        self._vloss += scalar(self.loss) * bn
-        self._vcount += bn
+        self.valid_loss_sum += scalar(self.loss) * bn
+        self.valid_count += bn
 
     def after_batch(self):
         if not self.in_train: return
@@ -85,7 +86,7 @@ class LivePlotCallback(Callback):
                     if not s.count: continue
                     prefix = 'train' if s.in_train else 'valid'
                     stats.update({f'{prefix}_{n}': v for n, v in zip(s.names[1:], s.avg_stats[1:])})
-        vloss = float(self._vloss) / self._vcount if self._vcount else None
+        vloss = float(self.valid_loss_sum) / self.valid_count if self.valid_count else None
         self.history.add_epoch(self.epoch, valid_loss=vloss, **stats)
         self.update()
 
@@ -103,30 +104,47 @@ class LivePlotCallback(Callback):
         "Redraw the figure and the panel from the history now."
         self.history.flush()
         self._add_metric_traces()
-        with self.fig.batch_update():
-            self._draw_batches()
-            self._draw_epochs()
-            self._mark_fits()
+        if self._marked < len(self.history.fit_starts):
+            with self.fig.batch_update(): self._mark_fits()
+        self._restyle({**self._batch_series(), **self._epoch_series()})
         if self.panel is not None: self.panel.refresh()
         self._next = perf_counter() + self.every
 
-    def _draw_batches(self) -> None:
-        h, traces = self.history, self.fig.data
+    def _restyle(self, series: dict) -> None:
+        "Set x and y of the traces `{index: (x, y)}` in one message, without plotly's validators."
+        if not series: return
+        ts = list(series)
+        self.fig.plotly_update({'x': [series[t][0] for t in ts], 'y': [series[t][1] for t in ts]}, trace_indexes=ts)
+
+    def _changed(self, group: str, state) -> bool:
+        "Whether the history's `state` for `group` differs from the one last drawn (and remember it)."
+        if self._drawn.get(group) == state: return False
+        self._drawn[group] = state
+        return True
+
+    def _batch_series(self) -> dict:
+        "x and y of the per-batch traces over the current view, for the traces that changed."
+        h, out = self.history, {}
         loss = h.loss.values
         start, stop = (0, len(loss)) if self._view is None else self._view
-        idx = downsample(loss, self.max_points, start, stop, nan=bool(h.nonfinite))
-        x = (idx + 1).astype(np.float64)
-        for t, values in ((TRAIN, loss), (SMOOTH, h.smooth_loss.values), (LR, h.lr.values)):
-            traces[t].x, traces[t].y = x, values[idx]
-        bad = np.array([i for i, _ in h.nonfinite], np.int64)
-        bad = bad[(bad >= start) & (bad < stop)]
-        bad = bad[::max(1, math.ceil(len(bad) / self.max_points))]
-        traces[NONFINITE].x = (bad + 1).astype(np.float64)
-        traces[NONFINITE].y = np.nan_to_num(h.smooth_loss.values[bad], nan=0.).astype(np.float64)
+        if self._changed('batches', (len(loss), self._view)):
+            idx = downsample(loss, self.max_points, start, stop, nan=len(h.nonfinite_at) > 0)
+            x = (idx + 1).astype(np.float64)
+            for t, values in ((TRAIN, loss), (SMOOTH, h.smooth_loss.values), (LR, h.lr.values)): out[t] = (x, values[idx])
+        if self._changed('nonfinite', (len(h.nonfinite_at), self._view)):
+            bad = h.nonfinite_at.values
+            bad = bad[(bad >= start) & (bad < stop)]
+            bad = bad[::max(1, math.ceil(len(bad) / self.max_points))]
+            out[NONFINITE] = ((bad + 1).astype(np.float64),
+                              np.nan_to_num(h.smooth_loss.values[bad], nan=0.).astype(np.float64))
+        return out
 
-    def _draw_epochs(self) -> None:
-        for t in self.fig.data[VALID:VALID+1] + self.fig.data[LR+1:]:
-            t.x, t.y = self.history.epoch_series('valid_loss' if t.name == 'valid loss' else t.name)
+    def _epoch_series(self) -> dict:
+        "x and y of the per-epoch traces, if an epoch or a trace was added since the last draw."
+        data = self.fig.data
+        if not self._changed('epochs', (len(self.history.epochs), len(data))): return {}
+        return {i: self.history.epoch_series('valid_loss' if data[i].name == 'valid loss' else data[i].name)
+                for i in [VALID, *range(LR+1, len(data))]}
 
     def _add_metric_traces(self) -> None:
         have = {t.name for t in self.fig.data}
@@ -135,12 +153,14 @@ class LivePlotCallback(Callback):
                 self.fig.add_trace(go.Scatter(name=name, x=[], y=[], mode='lines+markers'), row=2, col=1)
 
     def _mark_fits(self) -> None:
-        for k in range(self._marked, len(self.history.fit_starts)):
-            x = self.history.fit_starts[k] + 0.5
-            if k: self.fig.add_shape(type='line', xref='x', yref='paper', x0=x, x1=x, y0=0, y1=1,
-                                     line=dict(color='#999', width=1, dash='dot'))
-            if k: self.fig.add_annotation(x=x, xref='x', y=1, yref='paper', text=f'fit {k+1}', showarrow=False, xanchor='left')
+        "One dotted line at the start of every fit after the first (one path: its size grows by bytes per fit)."
+        starts = [x + 0.5 for x in self.history.fit_starts[1:]]
         self._marked = len(self.history.fit_starts)
+        if not starts: return
+        self.fig.layout.shapes = [dict(type='path', path=''.join(f'M{x},0V1' for x in starts), xref='x', yref='paper',
+                                       line=dict(color='#999', width=1, dash='dot'))]
+        self.fig.layout.annotations = [dict(x=x, xref='x', y=1, yref='paper', text=f'fit {k + 2}', showarrow=False,
+                                            xanchor='left') for k, x in enumerate(starts)][-self.max_labels:]
 
     def _on_zoom(self, axis, range, autorange):
         n = len(self.history.loss)
@@ -148,7 +168,7 @@ class LivePlotCallback(Callback):
         else: view = (max(0, math.floor(range[0]) - 1), min(n, math.ceil(range[1])))
         if view == self._view: return
         self._view = view
-        with self.fig.batch_update(): self._draw_batches()
+        self._restyle(self._batch_series())
 
     def save_html(self, path: Union[str, Path]) -> Path:
         "Write the figure as one standalone HTML file that works offline."
@@ -163,11 +183,11 @@ class LivePlotCallback(Callback):
 class MessageRecorder(BaseComm):
     "A widget comm that records the messages it is asked to send, with their size in bytes."
     def __init__(self, **kwargs):
-        self.messages = []
+        self.messages, self._dumps = [], json.dumps  # kept: widgets still send while Python shuts down
         super().__init__(**kwargs)
 
     def publish_msg(self, msg_type, data=None, metadata=None, buffers=None, **keys):
-        nbytes = len(json.dumps(data, default=str)) + sum(memoryview(b).nbytes for b in buffers or [])
+        nbytes = len(self._dumps(data, default=str)) + sum(memoryview(b).nbytes for b in buffers or [])
         self.messages.append(dict(msg_type=msg_type, data=data, nbytes=nbytes))
 
     @property

@@ -18,6 +18,10 @@ def _fmt_time(s: float) -> str:
     s = int(s)
     return f"{s//3600}:{s//60%60:02d}:{s%60:02d}" if s >= 3600 else f"{s//60}:{s%60:02d}"
 
+def _take_clicks_during_fits(w: widgets.Widget) -> None:
+    "Route `w`'s messages from the browser to the kernel subshell the browser chose (ipykernel 7)."
+    if hasattr(w.comm, '_reply_subshell_for'): w.comm._reply_subshell_for = lambda data, default: default
+
 def _cell(value='', width='110px', **kw) -> widgets.Label:
     return widgets.Label(value, layout=widgets.Layout(width=width), **kw)
 
@@ -45,6 +49,7 @@ class CallbackPanel():
         row = widgets.HBox([switch, _cell(str(cb._order), '50px'), events, cost, note])
         self.switches[cb.name], self._rows[cb.name] = switch, (row, cb, cost, note)
         if locked: return
+        _take_clicks_during_fits(switch)
         def to_callback(change):
             cb.enabled = change['new']
             self._show_note(cb.name)

@@ -310,12 +310,16 @@ def checkbox(page, cell_index: int, description: str):
 
 def row(page, cell_index: int, description: str):
     """The ipywidgets HBox (one panel row) that holds the Checkbox `description`."""
-    return cell(page, cell_index).locator(".widget-hbox").filter(has=checkbox(page, cell_index, description))
+    # `has=` takes a locator relative to the row, hence not `checkbox(...)` itself
+    box = page.locator(".widget-checkbox").filter(
+        has=page.locator("span", has_text=re.compile(rf"^\s*{re.escape(description)}\s*$")))
+    return cell(page, cell_index).locator(".widget-hbox").filter(has=box).first
 
 
 def row_text(page, cell_index: int, description: str) -> str:
-    return " | ".join(t.strip() for t in row(page, cell_index, description).first
-                      .locator(".widget-label, .widget-checkbox").all_inner_texts())
+    """The texts of one panel row's children (switch, order, events, cost, note), ' | '-joined."""
+    return " | ".join(t.strip() for t in row(page, cell_index, description)
+                      .locator(":scope > *").all_inner_texts())
 
 
 # JS run in the page: trace summary of the first plotly graph in a cell's output.

@@ -66,7 +66,7 @@ def test_figure_traces_and_fits_share_one_axis(learn):
     assert list(trace(fig, 'valid loss').x) == [n, 2 * n, 3 * n]
     assert list(trace(fig, 'valid_accuracy').x) == [n, 2 * n]  # metrics stop while avg_stats is off
     assert len(trace(fig, 'lr').y) == 3 * n and set(trace(fig, 'lr').y) == {0.5}
-    assert [s.x0 for s in fig.layout.shapes] == [2 * n + 0.5]
+    assert [s.path for s in fig.layout.shapes] == [f'M{2 * n + 0.5},0V1']
     assert [a.text for a in fig.layout.annotations] == ['fit 2']
     assert run.live_plot.history.fit_starts == [0, 2 * n]
 
@@ -197,3 +197,16 @@ def test_committed_notebooks_are_clean():
         assert 'widgets' not in nb['metadata'], f'{p.name} saved widget state'
         assert all(not c.get('outputs') for c in nb['cells']), f'{p.name} has outputs'
         assert p.stat().st_size < 100_000, p.name
+
+
+def test_fit_markers_stay_small_over_many_fits():
+    learn = make_learner(n_train=64, n_valid=32)
+    run = Runner(cb_funcs=partial(LivePlotCallback, every=3600))
+    sent = record_messages(run.live_plot.fig)
+    for _ in range(60): run.fit(1, learn)
+    sent.messages.clear()
+    run.fit(1, learn)
+    fig = run.live_plot.fig
+    assert len(fig.layout.shapes) == 1 and fig.layout.shapes[0].path.count('M') == 60
+    assert [a.text for a in fig.layout.annotations] == [f'fit {k}' for k in range(42, 62)]
+    assert max(sent.sizes) < 8_000, max(sent.sizes)

@@ -1,0 +1,370 @@
+"""Per-epoch cost of the `Runner` and its callbacks against a hand-written loop (the lesson's workload).
+
+Workload: MLP 784-50-10 (`get_model(data, lr=0.5, nh=50)`), SGD lr 0.5, batch 64, synthetic data of
+MNIST's shape (50k train / 10k valid), one torch thread, the same `get_dls` + `DataBunch` pipeline
+for every contestant. Each contestant's epoch (training pass + validation pass) is timed right after
+a hand-written epoch, in the same process, so drift hits both; ratios and overheads are medians of
+those pairs. The first round is a warm-up and is not counted.
+
+    python bench/loop_overhead.py [--quick] [--peers] [--epochs N] [--json PATH]
+
+The last line printed is `ratio=<median ratio of (c) to (a)>`.
+"""
+import argparse, contextlib, gc, io, json, math, os, statistics, sys, time
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+
+from callbacks_widget.data import Dataset, DataBunch, get_dls
+from callbacks_widget.learner import Learner, accuracy, get_model
+from callbacks_widget.runner import EVENTS, Callback, Runner
+from callbacks_widget.stats import AvgStatsCallback
+from callbacks_widget.liveplot import LivePlotCallback, record_messages
+
+N_NOOP = 20
+
+
+# ---------------------------------------------------------------- data and models
+def make_data(n_train: int, n_valid: int, bs: int = 64, seed: int = 0) -> DataBunch:
+    g = torch.Generator().manual_seed(seed)
+    x_train, x_valid = torch.rand(n_train, 784, generator=g), torch.rand(n_valid, 784, generator=g)
+    y_train = torch.randint(0, 10, (n_train,), generator=g, dtype=torch.int64)
+    y_valid = torch.randint(0, 10, (n_valid,), generator=g, dtype=torch.int64)
+    return DataBunch(*get_dls(Dataset(x_train, y_train), Dataset(x_valid, y_valid), bs), c=10)
+
+
+def make_learner(data: DataBunch, seed: int = 0) -> Learner:
+    torch.manual_seed(seed)
+    return Learner(*get_model(data, lr=0.5, nh=50), F.cross_entropy, data)
+
+
+# ---------------------------------------------------------------- (a) the hand-written loop
+def hand_epoch(learn: Learner) -> tuple:
+    "One epoch written out by hand: the same work as `Runner` + `AvgStatsCallback`."
+    model, opt, loss_func, data = learn.model, learn.opt, learn.loss_func, learn.data
+    model.train()
+    t_loss = t_acc = 0.; t_n = 0
+    for xb, yb in data.train_dl:
+        pred = model(xb)
+        loss = loss_func(pred, yb)
+        bs = xb.shape[0]
+        with torch.no_grad():
+            t_loss += loss.item() * bs
+            t_acc += accuracy(pred, yb).item() * bs
+        t_n += bs
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    model.eval()
+    v_loss = v_acc = 0.; v_n = 0
+    with torch.no_grad():
+        for xb, yb in data.valid_dl:
+            pred = model(xb)
+            loss = loss_func(pred, yb)
+            bs = xb.shape[0]
+            v_loss += loss.item() * bs
+            v_acc += accuracy(pred, yb).item() * bs
+            v_n += bs
+    return t_loss / t_n, t_acc / t_n, v_loss / v_n, v_acc / v_n
+
+
+# ---------------------------------------------------------------- (d) no-op callbacks
+def _noop(self): pass
+
+def noop_callbacks(n: int = N_NOOP) -> list:
+    "`n` callbacks (distinct names, as the Runner requires) that define every event as a no-op."
+    return [type(f'Noop{i}Callback', (Callback,), {e: _noop for e in EVENTS})() for i in range(n)]
+
+
+class _CountCallback(Callback):
+    "Counts every event of a fit (each method increments a counter)."
+    def __init__(self): self.counts = dict.fromkeys(EVENTS, 0)
+for _e in EVENTS:
+    setattr(_CountCallback, _e, (lambda e: lambda self: self.counts.__setitem__(e, self.counts[e] + 1))(_e))
+
+
+def events_per_epoch(data: DataBunch) -> int:
+    "Runner events dispatched in one epoch (begin_fit/after_fit excluded), counted on a real fit."
+    cb = _CountCallback()
+    Runner(cbs=[cb]).fit(1, make_learner(data))
+    n = sum(cb.counts.values()) - cb.counts['begin_fit'] - cb.counts['after_fit']
+    expect = 6 * len(data.train_dl) + 4 * len(data.valid_dl) + 3
+    assert n == expect, (n, expect, cb.counts)
+    return n
+
+
+def dispatch_micro(n_calls: int = 20_000, blocks: int = 15) -> float:
+    "µs per callback per event of `Runner.__call__`, timed alone: 20 no-op hooks against none, alternating blocks."
+    run0, rund = Runner(), Runner(cbs=noop_callbacks())
+    events = ('after_pred', 'after_loss', 'after_backward', 'after_step')  # TrainEvalCallback has none of these
+    def block(run):
+        t = time.perf_counter()
+        for _ in range(n_calls // len(events)):
+            for e in events: run(e)
+        return time.perf_counter() - t
+    t0s, tds = [], []
+    for i in range(blocks + 1):
+        t0, td = block(run0), block(rund)
+        if i: t0s.append(t0); tds.append(td)
+    # the fastest block of each is the least disturbed by other processes (as timeit advises)
+    return 1e6 * (min(tds) - min(t0s)) / (N_NOOP * (n_calls // len(events)) * len(events))
+
+
+# ---------------------------------------------------------------- widget message recording
+def record_tree(widget) -> list:
+    "Record the messages of `widget` and every widget below it (children); returns the recorders."
+    out, stack, seen = [], [widget], set()
+    while stack:
+        w = stack.pop()
+        if id(w) in seen: continue
+        seen.add(id(w))
+        out.append(record_messages(w))
+        stack.extend(getattr(w, 'children', ()) or ())
+    return out
+
+
+# ---------------------------------------------------------------- contestants
+class Contestant:
+    "Something that runs one epoch per call; `setup` is untimed."
+    def __init__(self, key, label): self.key, self.label = key, label
+    def epoch(self): raise NotImplementedError
+    def close(self): pass
+
+
+class Hand(Contestant):
+    def __init__(self, data):
+        super().__init__('a', '(a) hand-written loop')
+        self.learn = make_learner(data)
+    def epoch(self): hand_epoch(self.learn)
+
+
+class RunnerContestant(Contestant):
+    "A `Runner`; each timed epoch is one `fit(1)` (so begin_fit/after_fit are counted too)."
+    def __init__(self, key, label, data, make_runner):
+        super().__init__(key, label)
+        self.learn, self.run = make_learner(data), make_runner()
+        self.sink = io.StringIO()
+    def epoch(self):
+        with contextlib.redirect_stdout(self.sink): self.run.fit(1, self.learn)
+        self.sink.seek(0); self.sink.truncate()
+
+
+class LivePlotContestant(RunnerContestant):
+    def __init__(self, data):
+        super().__init__('c', '(c) (b) + LivePlotCallback + panel', data,
+                         lambda: Runner(cb_funcs=[partial(AvgStatsCallback, [accuracy]), LivePlotCallback]))
+        cb = self.run.live_plot
+        self.fig_rec = record_messages(cb.fig)
+        self.panel_recs = record_tree(cb.panel.widget)
+        self.messages = self.bytes = 0
+    def epoch(self):
+        super().epoch()
+        recs = [self.fig_rec, *self.panel_recs]
+        self.messages += sum(len(r.messages) for r in recs)
+        self.bytes += sum(sum(r.sizes) for r in recs)
+        for r in recs: r.messages.clear()
+
+
+def ours(data) -> list:
+    return [
+        RunnerContestant('r0', '(r0) Runner, no callbacks', data, lambda: Runner()),
+        RunnerContestant('b', '(b) Runner + AvgStatsCallback', data,
+                         lambda: Runner(cb_funcs=partial(AvgStatsCallback, [accuracy]))),
+        LivePlotContestant(data),
+        RunnerContestant('d', f'(d) Runner + {N_NOOP} no-op callbacks', data,
+                         lambda: Runner(cbs=noop_callbacks())),
+    ]
+
+
+# ---------------------------------------------------------------- peers (optional)
+def _lightning_contestant(data):
+    try:
+        import lightning.pytorch as pl
+    except Exception:
+        import pytorch_lightning as pl  # raises ImportError when neither is there
+    import logging
+    for n in ('lightning', 'lightning.pytorch', 'pytorch_lightning', 'lightning.fabric'):
+        logging.getLogger(n).setLevel(logging.ERROR)
+
+    class Module(pl.LightningModule):
+        def __init__(self, learn):
+            super().__init__()
+            self.model, self._opt = learn.model, learn.opt
+        def training_step(self, batch, i):
+            xb, yb = batch
+            pred = self.model(xb)
+            loss = F.cross_entropy(pred, yb)
+            self.log('train_loss', loss, on_step=False, on_epoch=True, batch_size=xb.shape[0])
+            self.log('train_acc', accuracy(pred, yb), on_step=False, on_epoch=True, batch_size=xb.shape[0])
+            return loss
+        def validation_step(self, batch, i):
+            xb, yb = batch
+            pred = self.model(xb)
+            self.log('valid_loss', F.cross_entropy(pred, yb), on_epoch=True, batch_size=xb.shape[0])
+            self.log('valid_acc', accuracy(pred, yb), on_epoch=True, batch_size=xb.shape[0])
+        def configure_optimizers(self): return self._opt
+
+    class Lightning(Contestant):
+        "One `Trainer.fit(max_epochs=1)` per timed epoch (a fresh Trainer each time, as a user would re-fit)."
+        def __init__(self):
+            super().__init__('pl', f'(peer) PyTorch Lightning {pl.__version__}')
+            self.module = Module(make_learner(data))
+        def epoch(self):
+            trainer = pl.Trainer(max_epochs=1, accelerator='cpu', devices=1, logger=False, enable_checkpointing=False,
+                                 enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                trainer.fit(self.module, data.train_dl, data.valid_dl)
+    return Lightning()
+
+
+def _ignite_contestant(data):
+    import ignite
+    from ignite.engine import create_supervised_evaluator, create_supervised_trainer
+    from ignite.metrics import Accuracy, Loss
+
+    class Ignite(Contestant):
+        "`trainer.run` of one epoch (with train loss and accuracy metrics) then `evaluator.run`."
+        def __init__(self):
+            super().__init__('ig', f'(peer) pytorch-ignite {ignite.__version__}')
+            learn = make_learner(data)
+            self.trainer = create_supervised_trainer(learn.model, learn.opt, F.cross_entropy,
+                                                     output_transform=lambda x, y, y_pred, loss: (y_pred, y))
+            self.evaluator = create_supervised_evaluator(learn.model, metrics={'acc': Accuracy(), 'loss': Loss(F.cross_entropy)})
+            for name, m in (('acc', Accuracy()), ('loss', Loss(F.cross_entropy))): m.attach(self.trainer, name)
+        def epoch(self):
+            self.trainer.run(data.train_dl, max_epochs=1)
+            self.evaluator.run(data.valid_dl)
+    return Ignite()
+
+
+def _fastai_contestant(data):
+    from fastai.basics import Learner as FLearner, DataLoaders  # needs torchvision, which fails here
+    raise ImportError("fastai imported, but its contestant is not written (it never imported on this machine)")
+
+
+def peers(data) -> list:
+    out = []
+    for name, make in (('fastai', _fastai_contestant), ('PyTorch Lightning', _lightning_contestant),
+                       ('pytorch-ignite', _ignite_contestant)):
+        try: out.append(make(data))
+        except Exception as e:
+            print(f"skipping {name}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}", file=sys.stderr)
+    return out
+
+
+# ---------------------------------------------------------------- timing
+def _timed(f) -> tuple:
+    gc.collect()
+    w, c = time.perf_counter(), time.thread_time()
+    f()
+    return time.perf_counter() - w, time.thread_time() - c
+
+
+def measure(data, contestants, epochs: int, warmup: int = 1, log=None) -> dict:
+    "Alternate a hand-written epoch and each contestant's epoch, `warmup` + `epochs` rounds."
+    hand = Hand(data)
+    pairs = {c.key: [] for c in contestants}   # (hand wall, hand cpu, contestant wall, contestant cpu)
+    for rnd in range(warmup + epochs):
+        for c in contestants:
+            hw, hc = _timed(hand.epoch)
+            cw, cc = _timed(c.epoch)
+            if rnd >= warmup: pairs[c.key].append((hw, hc, cw, cc))
+            if log: log(f"round {rnd}{' (warm-up)' if rnd < warmup else ''}: {c.key:>3} {cw*1e3:8.1f} ms, hand {hw*1e3:8.1f} ms")
+    return pairs
+
+
+def summarise(data, contestants, pairs, n_events: int) -> dict:
+    n_batches = len(data.train_dl) + len(data.valid_dl)
+    rows, all_hand = [], [p[0] for ps in pairs.values() for p in ps]
+    all_hand_cpu = [p[1] for ps in pairs.values() for p in ps]
+    rows.append(dict(key='a', label='(a) hand-written loop', median_ms=1e3*statistics.median(all_hand),
+                     min_ms=1e3*min(all_hand), max_ms=1e3*max(all_hand), ratio=1.0, min_ratio=1.0, cpu_ratio=1.0,
+                     overhead_us_per_batch=0.0, cpu_overhead_us_per_batch=0.0, n=len(all_hand)))
+    diffs = {}
+    for c in contestants:
+        ps = pairs[c.key]
+        wall = [p[2] for p in ps]
+        ratio = statistics.median(p[2] / p[0] for p in ps)
+        cpu_ratio = statistics.median(p[3] / p[1] for p in ps)
+        diffs[c.key] = statistics.median(p[2] - p[0] for p in ps)
+        rows.append(dict(key=c.key, label=c.label, median_ms=1e3*statistics.median(wall), min_ms=1e3*min(wall),
+                         max_ms=1e3*max(wall), ratio=ratio, min_ratio=min(wall) / min(p[0] for p in ps), cpu_ratio=cpu_ratio,
+                         overhead_us_per_batch=1e6*diffs[c.key]/n_batches,
+                         cpu_overhead_us_per_batch=1e6*statistics.median(p[3] - p[1] for p in ps)/n_batches, n=len(ps)))
+        if isinstance(c, LivePlotContestant):
+            rows[-1]['messages_per_epoch'] = c.messages / max(1, len(ps) + 1)
+            rows[-1]['bytes_per_epoch'] = c.bytes / max(1, len(ps) + 1)
+    out = dict(rows=rows, n_train=len(data.train_ds), n_valid=len(data.valid_ds),
+               train_batches=len(data.train_dl), valid_batches=len(data.valid_dl), events_per_epoch=n_events,
+               torch_threads=torch.get_num_threads())
+    if 'd' in diffs and 'r0' in diffs:
+        # the pairs cancel drift; the difference of the two paired medians is the 20 callbacks' cost
+        out['dispatch_us_per_cb_event'] = 1e6 * (diffs['d'] - diffs['r0']) / (N_NOOP * n_events)
+        d_cpu = statistics.median(p[3] - p[1] for p in pairs['d']) - statistics.median(p[3] - p[1] for p in pairs['r0'])
+        out['dispatch_us_per_cb_event_cpu'] = 1e6 * d_cpu / (N_NOOP * n_events)
+    out['dispatch_micro_us_per_cb_event'] = dispatch_micro()
+    c = next((r for r in rows if r['key'] == 'c'), None)
+    out['ratio_c'] = c['ratio'] if c else math.nan
+    return out
+
+
+def table(res: dict) -> str:
+    lines = ["| contestant | median ms/epoch | min | max | ratio to (a) | ratio of mins | CPU-time ratio | overhead µs/batch | CPU µs/batch |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in res['rows']:
+        lines.append(f"| {r['label']} | {r['median_ms']:.1f} | {r['min_ms']:.1f} | {r['max_ms']:.1f} | "
+                     f"{r['ratio']:.3f} | {r['min_ratio']:.3f} | {r['cpu_ratio']:.3f} | {r['overhead_us_per_batch']:.1f} | "
+                     f"{r['cpu_overhead_us_per_batch']:.1f} |")
+    return '\n'.join(lines)
+
+
+def notes(res: dict) -> str:
+    out = ["Ratio to (a): median over pairs of (contestant epoch / the hand-written epoch just before it), wall time; "
+           "ratio of mins: fastest contestant epoch / fastest paired hand-written epoch; CPU-time: the same with the "
+           "thread's CPU time; overheads: median paired difference / batches per epoch. "
+           "(r0) does less work than (a) (no metrics): it is only the baseline of (d).",
+           f"{res['n_train']} train / {res['n_valid']} valid samples: {res['train_batches']} + {res['valid_batches']} "
+           f"batches and {res['events_per_epoch']} events per epoch; {res['rows'][1]['n']} timed pairs per contestant "
+           f"after 1 warm-up round; torch threads: {res['torch_threads']}."]
+    if 'dispatch_us_per_cb_event' in res:
+        out.append(f"(d) dispatch: {res['dispatch_us_per_cb_event']:.3f} µs per callback per event wall "
+                   f"({res['dispatch_us_per_cb_event_cpu']:.3f} µs CPU time) = ((d)-(a) - ((r0)-(a))) / "
+                   f"({N_NOOP} x {res['events_per_epoch']}); timed alone (`Runner.__call__`, 20 no-op hooks "
+                   f"against none): {res['dispatch_micro_us_per_cb_event']:.3f} µs.")
+    c = next((r for r in res['rows'] if r['key'] == 'c'), None)
+    if c and 'bytes_per_epoch' in c:
+        out.append(f"(c) sent {c['messages_per_epoch']:.1f} widget messages, {c['bytes_per_epoch']/1e3:.1f} KB per epoch "
+                   f"(figure + panel, recorded through the widget comms).")
+    return '\n'.join(out)
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--quick', action='store_true', help='10k train / 2k valid samples, 3 timed epochs (CI)')
+    ap.add_argument('--peers', action='store_true', help='also fastai, PyTorch Lightning, pytorch-ignite if they import')
+    ap.add_argument('--epochs', type=int, default=None, help='timed epochs per contestant (after 1 warm-up)')
+    ap.add_argument('--json', default=None, help='also write the results as JSON to this path')
+    ap.add_argument('-v', '--verbose', action='store_true')
+    a = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    n_train, n_valid, epochs = (10_000, 2_000, 3) if a.quick else (50_000, 10_000, 7)
+    if a.epochs: epochs = a.epochs
+    data = make_data(n_train, n_valid)
+    n_events = events_per_epoch(data)
+    contestants = ours(data) + (peers(data) if a.peers else [])
+    log = (lambda s: print(s, file=sys.stderr)) if a.verbose else None
+    pairs = measure(data, contestants, epochs, log=log)
+    res = summarise(data, contestants, pairs, n_events)
+    res['quick'] = a.quick
+    print(table(res))
+    print()
+    print(notes(res))
+    if a.json:
+        with open(a.json, 'w') as f: json.dump(res, f, indent=1)
+    print(f"ratio={res['ratio_c']:.4f}")
+    return res
+
+
+if __name__ == '__main__':
+    main()

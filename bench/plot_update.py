@@ -1,0 +1,132 @@
+"""Cost of one live-plot update (`LivePlotCallback.update()`) at history lengths 1k to 1M batches.
+
+For each length, a `Runner` with `AvgStatsCallback` and `LivePlotCallback` fits one small epoch
+(so the figure has its metric traces and the panel has run), then `cb.history` is filled to the
+length with `add_batch` + `flush`. Each timed update follows a few new batches (as in training, the
+data changes between updates; an update with nothing new sends nothing). Messages are recorded
+through the widget comms of the figure and of every panel widget with `record_messages`.
+
+    python bench/plot_update.py [--quick] [--json PATH]
+
+Last line: `max_bytes=<largest update in bytes>`.
+"""
+import argparse, contextlib, gc, io, json, statistics, sys, time, tracemalloc
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).parent))
+from loop_overhead import make_data, make_learner, record_tree  # noqa: E402
+from callbacks_widget.learner import accuracy  # noqa: E402
+from callbacks_widget.runner import Runner  # noqa: E402
+from callbacks_widget.stats import AvgStatsCallback  # noqa: E402
+from callbacks_widget.liveplot import LivePlotCallback, record_messages  # noqa: E402
+
+LENGTHS = (1_000, 10_000, 100_000, 1_000_000)
+
+
+def live_runner():
+    return Runner(cb_funcs=[partial(AvgStatsCallback, [accuracy]), LivePlotCallback])
+
+
+def fill(h, n: int, rng) -> None:
+    "Add training batches to history `h` until it holds `n` (a noisy decaying loss, a constant lr)."
+    k = n - h.n_iter
+    if k <= 0: return
+    i = np.arange(h.n_iter, n)
+    loss = (2.3 * np.exp(-i / 2e5) + 0.2 + 0.1 * rng.standard_normal(k)).tolist()
+    for v in loss: h.add_batch(v, 0.5)
+    h.flush()
+
+
+def bench_length(n: int, reps: int, data, learn) -> dict:
+    new_batches = max(1, min(50, n // (4 * (reps + 1))))   # the last update sees exactly n batches
+    run = live_runner()
+    with contextlib.redirect_stdout(io.StringIO()): run.fit(1, learn)
+    cb = run.live_plot
+    rng = np.random.default_rng(n)
+    fill(cb.history, n - new_batches * (reps + 1), rng)
+    fig_rec, panel_recs = record_messages(cb.fig), record_tree(cb.panel.widget)
+    times, cpu_times, panel_times, fig_bytes, panel_bytes, n_msgs = [], [], [], [], [], []
+    for r in range(reps + 1):
+        fill(cb.history, cb.history.n_iter + new_batches, rng)      # flushed, like the training loop's pending values
+        if r % 5 == 4: cb.history.add_epoch(r, valid_loss=0.3, train_accuracy=0.9, valid_accuracy=0.88)
+        for rec in (fig_rec, *panel_recs): rec.messages.clear()
+        gc.collect()
+        t, c = time.perf_counter(), time.thread_time()
+        cb.update()
+        dt, dc = time.perf_counter() - t, time.thread_time() - c
+        t = time.perf_counter(); cb.panel.refresh(); dp = time.perf_counter() - t   # its share, timed on its own
+        if r == 0: continue   # warm-up
+        times.append(dt); cpu_times.append(dc); panel_times.append(dp)
+        fig_bytes.append(sum(fig_rec.sizes)); panel_bytes.append(sum(sum(p.sizes) for p in panel_recs))
+        n_msgs.append(len(fig_rec.messages) + sum(len(p.messages) for p in panel_recs))
+    h = cb.history
+    sizes = [f + p for f, p in zip(fig_bytes, panel_bytes)]
+    return dict(n=h.n_iter, update_ms=1e3*statistics.median(times), update_min_ms=1e3*min(times),
+                update_max_ms=1e3*max(times), update_cpu_ms=1e3*statistics.median(cpu_times), panel_ms=1e3*statistics.median(panel_times),
+                bytes_median=statistics.median(sizes), bytes_max=max(sizes), fig_bytes_max=max(fig_bytes),
+                panel_bytes_max=max(panel_bytes), messages_median=statistics.median(n_msgs),
+                history_bytes_per_batch=h.nbytes / h.n_iter)
+
+
+def repeated_fits(data, fits: int = 30) -> dict:
+    "Memory kept per extra fit (tracemalloc) by a runner with the live plot, beyond the history's arrays."
+    learn, run = make_learner(data), live_runner()
+    sink = io.StringIO()
+    def fit():
+        with contextlib.redirect_stdout(sink): run.fit(1, learn)
+        sink.seek(0); sink.truncate()
+    for _ in range(5): fit()
+    gc.collect(); tracemalloc.start()
+    m0, h0, n0 = tracemalloc.get_traced_memory()[0], run.live_plot.history.nbytes, run.live_plot.history.n_iter
+    for _ in range(fits): fit()
+    gc.collect()
+    m1, h1, n1 = tracemalloc.get_traced_memory()[0], run.live_plot.history.nbytes, run.live_plot.history.n_iter
+    tracemalloc.stop()
+    grew = (m1 - m0) - (h1 - h0)
+    return dict(fits=fits, batches_per_fit=(n1 - n0) / fits, bytes_per_fit=grew / fits,
+                bytes_per_batch=grew / max(1, n1 - n0), history_bytes_per_batch=h1 / n1)
+
+
+def table(rows: list) -> str:
+    lines = ["| history (batches) | update ms (median) | min | max | CPU ms (median) | panel.refresh ms | bytes sent (median) | max bytes | of which panel | history bytes/batch |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['n']:,} | {r['update_ms']:.2f} | {r['update_min_ms']:.2f} | {r['update_max_ms']:.2f} | "
+                     f"{r['update_cpu_ms']:.2f} | {r['panel_ms']:.2f} | {r['bytes_median']:,.0f} | {r['bytes_max']:,} | {r['panel_bytes_max']:,} | "
+                     f"{r['history_bytes_per_batch']:.1f} |")
+    return '\n'.join(lines)
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--quick', action='store_true', help='fewer repetitions, lengths up to 100k (CI)')
+    ap.add_argument('--reps', type=int, default=None)
+    ap.add_argument('--json', default=None)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    reps = a.reps or (10 if a.quick else 30)
+    lengths = LENGTHS[:3] if a.quick else LENGTHS
+    data = make_data(640, 256)
+    learn = make_learner(data)
+    rows = [bench_length(n, reps, data, learn) for n in lengths]
+    fits = repeated_fits(data, 10 if a.quick else 30)
+    print(table(rows))
+    print()
+    print(f"Each update follows up to 50 new batches (an epoch every 5th); median of {reps} updates after a warm-up. After {fits['fits']} more fits of "
+          f"{fits['batches_per_fit']:.0f} batches, memory grew by {fits['bytes_per_fit']:,.0f} bytes per fit "
+          f"({fits['bytes_per_batch']:.1f} bytes per batch) beyond the history's arrays "
+          f"({fits['history_bytes_per_batch']:.1f} bytes per batch).")
+    res = dict(rows=rows, repeated_fits=fits, reps=reps, max_bytes=max(r['bytes_max'] for r in rows))
+    if a.json:
+        with open(a.json, 'w') as f: json.dump(res, f, indent=1)
+    print(f"max_bytes={res['max_bytes']}")
+    return res
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,115 @@
+"""Run both benchmarks, write bench/results.md and bench/overhead.png.
+
+    python bench/run_all.py [--quick] [--peers]
+
+Each benchmark runs in its own process (so one's memory does not disturb the other) and hands its
+numbers back as JSON in bench/out/ (git-ignored).
+"""
+import argparse, datetime, json, os, platform, subprocess, sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / 'out'
+sys.path.insert(0, str(HERE))
+
+
+def machine() -> dict:
+    cpu = 'unknown'
+    try:
+        for line in open('/proc/cpuinfo'):
+            if line.startswith('model name'): cpu = line.split(':', 1)[1].strip(); break
+    except OSError: pass
+    import numpy, plotly, torch, ipywidgets
+    try: load = ', '.join(f'{x:.2f}' for x in os.getloadavg())
+    except OSError: load = '?'
+    return dict(cpu=cpu, cores=os.cpu_count(), python=platform.python_version(), torch=torch.__version__,
+                plotly=plotly.__version__, ipywidgets=ipywidgets.__version__, numpy=numpy.__version__,
+                date=datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z'), load=load)
+
+
+def run(script: str, args: list, json_path: Path) -> dict:
+    cmd = [sys.executable, str(HERE / script), *args, '--json', str(json_path)]
+    print('$', ' '.join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+    return json.loads(json_path.read_text())
+
+
+def plot(loop: dict, upd: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
+    rows = loop['rows']
+    names = [r['label'].split(' ', 1)[0] for r in rows]
+    a1.bar(names, [r['ratio'] for r in rows], color=['#7f7f7f'] + ['#1f77b4'] * (len(rows) - 1))
+    for x, t in ((names.index('(b)'), 1.05), (names.index('(c)'), 1.08)) if '(b)' in names and '(c)' in names else ():
+        a1.hlines(t, x - 0.4, x + 0.4, colors='#d62728', linestyles='dashed')
+    a1.set_ylim(min(0.8, min(r['ratio'] for r in rows) - 0.05), max(1.15, max(r['ratio'] for r in rows) + 0.05))
+    a1.axhline(1, color='k', lw=0.5)
+    a1.set_ylabel('epoch time / hand-written epoch (median of pairs)')
+    a1.set_title(f"Loop overhead ({loop['n_train'] // 1000}k MLP epochs; dashed: targets)")
+    for i, r in enumerate(rows): a1.text(i, r['ratio'], f"{r['ratio']:.3f}", ha='center', va='bottom', fontsize=8)
+    ns = [r['n'] for r in upd['rows']]
+    a2.plot(ns, [r['update_ms'] for r in upd['rows']], 'o-', label='update, ms (median)')
+    a2.plot(ns, [r['bytes_max'] / 1e4 for r in upd['rows']], 's-', label='largest update, 10 KB')
+    a2.axhline(2, color='#d62728', ls='--', lw=1, label='targets: 2 ms, 64 KB (6.4)')
+    a2.axhline(6.4, color='#d62728', ls='--', lw=1)
+    a2.set_xscale('log'); a2.set_ylim(0, 8); a2.set_xlabel('history length (batches)')
+    a2.set_title('One live-plot update'); a2.legend(fontsize=8)
+    fig.tight_layout(); fig.savefig(path, dpi=110)
+
+
+def results_md(m: dict, loop: dict, upd: dict, loop_table: str, upd_table: str, loop_notes: str, upd_note: str,
+               quick: bool) -> str:
+    return f"""# Benchmarks
+
+Machine: {m['cpu']}, {m['cores']} cores; Python {m['python']}, torch {m['torch']}, plotly {m['plotly']},
+ipywidgets {m['ipywidgets']}, numpy {m['numpy']}; {m['date']}; load average at the end: {m['load']}.
+Produced by `python bench/run_all.py{' --quick' if quick else ''}`.
+
+## Loop overhead per epoch
+
+MLP 784-50-10, SGD lr 0.5, batch 64, synthetic MNIST-shaped data, one torch thread; every contestant's
+epoch alternates with a hand-written epoch (`bench/loop_overhead.py`).
+
+{loop_table}
+
+{loop_notes}
+
+## One live-plot update
+
+`LivePlotCallback.update()` with the history filled to each length (`bench/plot_update.py`);
+bytes are every widget message of the update (figure and panel), recorded with `record_messages`.
+
+{upd_table}
+
+{upd_note}
+
+![overhead](overhead.png)
+"""
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--quick', action='store_true')
+    ap.add_argument('--peers', action='store_true')
+    a = ap.parse_args(argv)
+    OUT.mkdir(exist_ok=True)
+    flags = ['--quick'] if a.quick else []
+    loop = run('loop_overhead.py', flags + (['--peers'] if a.peers else []), OUT / 'loop_overhead.json')
+    upd = run('plot_update.py', flags, OUT / 'plot_update.json')
+    import loop_overhead, plot_update
+    f = upd['repeated_fits']
+    upd_note = (f"Median of {upd['reps']} updates per length, each after new batches. After {f['fits']} more fits of "
+                f"{f['batches_per_fit']:.0f} batches, memory grew by {f['bytes_per_fit']:,.0f} bytes per fit beyond the "
+                f"history's arrays (plotly keeps one dotted line and one label per fit). "
+                f"Largest update: {upd['max_bytes']:,} bytes.")
+    md = results_md(machine(), loop, upd, loop_overhead.table(loop), plot_update.table(upd['rows']),
+                    loop_overhead.notes(loop), upd_note, a.quick)
+    (HERE / 'results.md').write_text(md)
+    plot(loop, upd, HERE / 'overhead.png')
+    print(f"wrote {HERE / 'results.md'} and {HERE / 'overhead.png'}")
+
+
+if __name__ == '__main__':
+    main()
