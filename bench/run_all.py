@@ -93,16 +93,18 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--quick', action='store_true')
     ap.add_argument('--peers', action='store_true')
+    ap.add_argument('--epochs', type=int, default=None, help='timed epochs per contestant in loop_overhead.py')
     a = ap.parse_args(argv)
     OUT.mkdir(exist_ok=True)
     flags = ['--quick'] if a.quick else []
-    loop = run('loop_overhead.py', flags + (['--peers'] if a.peers else []), OUT / 'loop_overhead.json')
+    loop = run('loop_overhead.py', flags + (['--peers'] if a.peers else []) + (['--epochs', str(a.epochs)] if a.epochs else []),
+               OUT / 'loop_overhead.json')
     upd = run('plot_update.py', flags, OUT / 'plot_update.json')
     import loop_overhead, plot_update
     f = upd['repeated_fits']
     upd_note = (f"Median of {upd['reps']} updates per length, each after new batches. After {f['fits']} more fits of "
                 f"{f['batches_per_fit']:.0f} batches, memory grew by {f['bytes_per_fit']:,.0f} bytes per fit beyond the "
-                f"history's arrays (plotly keeps one dotted line and one label per fit). "
+                f"history's arrays (tracemalloc; the history's record of each epoch and fit, plus caches of traitlets and plotly). "
                 f"Largest update: {upd['max_bytes']:,} bytes.")
     md = results_md(machine(), loop, upd, loop_overhead.table(loop), plot_update.table(upd['rows']),
                     loop_overhead.notes(loop), upd_note, a.quick)

@@ -48,7 +48,7 @@ class LivePlotCallback(Callback):
         if not every >= 0: raise ValueError(f"LivePlotCallback: every must be >= 0 seconds, got {every!r}")
         if not (isinstance(max_points, int) and max_points >= 10):
             raise ValueError(f"LivePlotCallback: max_points must be an integer >= 10, got {max_points!r}")
-        self.every, self.max_points, self.max_labels = every, max_points, 20
+        self.every, self.max_points, self.max_labels = every, max_points, 5
         self.history, self.fig, self.panel = History(beta), make_figure(height), None
         self.widget, self._view, self._next, self._marked = self.fig, None, 0., 0
         self._drawn = {}   # per group of traces, the state of the history it last drew
@@ -104,8 +104,7 @@ class LivePlotCallback(Callback):
         "Redraw the figure and the panel from the history now."
         self.history.flush()
         self._add_metric_traces()
-        if self._marked < len(self.history.fit_starts):
-            with self.fig.batch_update(): self._mark_fits()
+        if self._marked < len(self.history.fit_starts): self._mark_fits()
         self._restyle({**self._batch_series(), **self._epoch_series()})
         if self.panel is not None: self.panel.refresh()
         self._next = perf_counter() + self.every
@@ -153,14 +152,17 @@ class LivePlotCallback(Callback):
                 self.fig.add_trace(go.Scatter(name=name, x=[], y=[], mode='lines+markers'), row=2, col=1)
 
     def _mark_fits(self) -> None:
-        "One dotted line at the start of every fit after the first (one path: its size grows by bytes per fit)."
+        "A dotted line at the start of every fit after the first (one path), labels on the latest ones."
         starts = [x + 0.5 for x in self.history.fit_starts[1:]]
         self._marked = len(self.history.fit_starts)
         if not starts: return
-        self.fig.layout.shapes = [dict(type='path', path=''.join(f'M{x},0V1' for x in starts), xref='x', yref='paper',
-                                       line=dict(color='#999', width=1, dash='dot'))]
-        self.fig.layout.annotations = [dict(x=x, xref='x', y=1, yref='paper', text=f'fit {k + 2}', showarrow=False,
-                                            xanchor='left') for k, x in enumerate(starts)][-self.max_labels:]
+        path = ''.join(f'M{x},0V1' for x in starts)
+        labels = [dict(x=x, xref='x', y=1, yref='paper', text=f'fit {k + 2}', showarrow=False, xanchor='left')
+                  for k, x in enumerate(starts)][-self.max_labels:]
+        with self.fig.batch_update():
+            self.fig.layout.shapes = [dict(type='path', path=path, xref='x', yref='paper',
+                                           line=dict(color='#999', width=1, dash='dot'))]
+            self.fig.layout.annotations = labels
 
     def _on_zoom(self, axis, range, autorange):
         n = len(self.history.loss)

@@ -208,5 +208,5 @@ def test_fit_markers_stay_small_over_many_fits():
     run.fit(1, learn)
     fig = run.live_plot.fig
     assert len(fig.layout.shapes) == 1 and fig.layout.shapes[0].path.count('M') == 60
-    assert [a.text for a in fig.layout.annotations] == [f'fit {k}' for k in range(42, 62)]
+    assert [a.text for a in fig.layout.annotations] == [f'fit {k}' for k in range(57, 62)]
     assert max(sent.sizes) < 8_000, max(sent.sizes)
