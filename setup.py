@@ -25,7 +25,8 @@ setuptools.setup(
     packages=setuptools.find_packages(include=[cfg['lib_path'], cfg['lib_path'] + '.*']),
     package_data={cfg['lib_path']: ['*.npz']},
     install_requires=cfg.get('requirements', '').split(),
-    extras_require={'dev': cfg.get('dev_requirements', '').split()},
+    extras_require={k[:-len('_requirements')]: cfg[k].split()  # dev, bench, peers
+                    for k in cfg if k.endswith('_requirements') and k != 'requirements'},
     python_requires='>=' + cfg['min_python'],
     long_description=open('README.md').read(),
     long_description_content_type='text/markdown',

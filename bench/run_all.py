@@ -89,6 +89,15 @@ bytes are every widget message of the update (figure and panel), recorded with `
 """
 
 
+def update_readme(md: str) -> None:
+    "Put the results between the README's benchmark markers."
+    readme, start, end = HERE.parent / 'README.md', '<!-- bench:start -->', '<!-- bench:end -->'
+    text = readme.read_text()
+    if start not in text or end not in text: return print('README.md has no benchmark markers; left alone')
+    body = md.split('\n', 1)[1].replace('](overhead.png)', '](bench/overhead.png)').replace('\n## ', '\n### ')
+    readme.write_text(text.split(start)[0] + start + '\n' + body.strip() + '\n' + end + text.split(end)[1])
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--quick', action='store_true')
@@ -109,6 +118,7 @@ def main(argv=None):
     md = results_md(machine(), loop, upd, loop_overhead.table(loop), plot_update.table(upd['rows']),
                     loop_overhead.notes(loop), upd_note, a.quick)
     (HERE / 'results.md').write_text(md)
+    update_readme(md)
     plot(loop, upd, HERE / 'overhead.png')
     print(f"wrote {HERE / 'results.md'} and {HERE / 'overhead.png'}")
 
