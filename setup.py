@@ -13,12 +13,11 @@ setuptools.setup(
     keywords=cfg['keywords'],
     author=cfg['author'],
     author_email=cfg['author_email'],
-    license='Apache Software License 2.0',
+    license='Apache-2.0',
     url=cfg['git_url'],
     classifiers=[
         'Development Status :: 3 - Alpha',
         'Intended Audience :: Developers',
-        'License :: OSI Approved :: Apache Software License',
         'Framework :: Jupyter',
         'Programming Language :: Python :: 3',
     ],

@@ -4,7 +4,10 @@
 # environment would download a multi-GB CUDA build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -x .venv/bin/python ] || "${PYTHON:-python3}" -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install -q --disable-pip-version-check "torch==${TORCH_VERSION:-2.13.0}"
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]"
+venv=${1:-.venv}
+# quiet pip, minus the notices about find-links folders this machine's pip.conf names but lacks
+pip_install() { "$venv/bin/python" -m pip install -q --disable-pip-version-check "$@" 2>&1 | { grep -v '^WARNING: Location' || true; }; }
+[ -x "$venv/bin/python" ] || "${PYTHON:-python3}" -m venv "$venv"
+pip_install --upgrade pip
+pip_install "torch==${TORCH_VERSION:-2.13.0}"
+pip_install -e "${2:-.[dev]}"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up, then run every check: the package is what the notebooks export, the notebooks run
-# (nbdev_test), the test suite passes (pytest, real-browser tests included), and the quick benchmark runs.
+# (nbdev_test), the quick benchmark runs, the runtime install works with ipywidgets 7, and the test suite
+# passes (pytest, real-browser and two-process tests included).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -20,20 +21,16 @@ fi
 echo "== nbdev_test"
 nbdev_test --path nbs --n_workers 2
 
-echo "== pytest"
-python -m pytest tests -q -p no:cacheprovider
+echo "== quick benchmark (prints, asserts nothing)"
+python bench/loop_overhead.py --quick
 
 echo "== runtime install only (no nbdev, no fastcore) with ipywidgets 7, as on Colab"
 v=.venv-ipywidgets7
-[ -x $v/bin/python ] || "${PYTHON:-python3}" -m venv $v
-$v/bin/python -m pip install -q --disable-pip-version-check "torch==${TORCH_VERSION:-2.13.0}"
-$v/bin/python -m pip install -q --disable-pip-version-check "ipywidgets>=7.6,<8" pytest -e .
+bash scripts/setup.sh $v ".[ipywidgets7]"
 if $v/bin/python -c "import nbdev" 2>/dev/null || $v/bin/python -c "import fastcore" 2>/dev/null; then
   echo "the runtime install pulled in nbdev or fastcore" >&2; exit 1
 fi
 $v/bin/python -m pytest tests/test_runner.py tests/test_data.py tests/test_liveplot.py -q -p no:cacheprovider -W ignore::DeprecationWarning
 
-if [ -f bench/loop_overhead.py ]; then
-  echo "== quick benchmark"
-  python bench/loop_overhead.py --quick
-fi
+echo "== pytest (last, so its summary closes the run)"
+python -m pytest tests -q -p no:cacheprovider
