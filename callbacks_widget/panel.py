@@ -33,7 +33,7 @@ class CallbackPanel():
         self.switches, self._rows = {}, {}
         for cb in run.cbs: self._add_row(cb)
         head = widgets.HBox([_cell('callback', '190px'), _cell('order', '50px'), _cell('events', '330px'),
-                             _cell('cost', '110px'), _cell('')])
+                             _cell('cost', '130px'), _cell('')])
         self.progress = widgets.FloatProgress(value=0., min=0., max=1., layout=widgets.Layout(width='300px'))
         self.progress_text, self.status_text = widgets.Label(''), widgets.HTML('')
         self.widget = widgets.VBox([head, *[r for r, *_ in self._rows.values()],
@@ -44,7 +44,7 @@ class CallbackPanel():
         locked = isinstance(cb, AlwaysOn)
         switch = widgets.Checkbox(value=cb.enabled, description=cb.name, disabled=locked, indent=False,
                                   layout=widgets.Layout(width='190px'))
-        cost, note = _cell('', '110px'), _cell('always on' if locked else '', '160px')
+        cost, note = _cell('', '130px'), _cell('always on' if locked else '', '160px')
         events = widgets.HTML(f"<span style='font-size:11px'>{', '.join(cb.events)}</span>", layout=widgets.Layout(width='330px'))
         row = widgets.HBox([switch, _cell(str(cb._order), '50px'), events, cost, note])
         self.switches[cb.name], self._rows[cb.name] = switch, (row, cb, cost, note)
@@ -52,7 +52,7 @@ class CallbackPanel():
         _take_clicks_during_fits(switch)
         def to_callback(change):
             cb.enabled = change['new']
-            self._show_note(cb.name)
+            self.refresh()
         switch.observe(to_callback, 'value')
         cb.watch_enabled(lambda cb: setattr(switch, 'value', cb.enabled))
 
@@ -79,7 +79,8 @@ class CallbackPanel():
         seconds = run.cb_seconds
         for name, (row, cb, cost, note) in self._rows.items():
             ran = cb in run.running and self._t0 is not None
-            cost.value = f"{1e6*seconds[name]/n:.1f} µs/batch" if ran else ('off' if not cb.enabled else '')
+            if ran: cost.value = f"{1e6*seconds[name]/n:.1f} µs/batch"
+            else: cost.value = 'off' if not cb.enabled else ('not in last fit' if self._t0 is not None else '')
             self._show_note(name)
         self.progress_text.value = self._progress_text()
         self.progress.value = min(run.n_batches / self._total, 1.) if self._total else 0.

@@ -30,6 +30,7 @@ def test_switches_choose_the_next_fits_callbacks(learn, capsys):
     run.recorder.enabled = False  # code moves the switch too
     assert switches['recorder'].value is False
     switches['avg_stats'].value = True
+    assert run.live_plot.panel._rows['avg_stats'][2].value == 'not in last fit'
     run.fit(1, learn)
     assert 'valid:' in capsys.readouterr().out and 'valid:' in printed
     assert run.recorder not in run.running
