@@ -6,8 +6,7 @@
 __all__ = ['PENDING', 'CallbackPanel']
 
 # %% ../nbs/07_panel.ipynb #6982dde1
-import time
-from typing import Optional
+import html, time
 import ipywidgets as widgets
 from .runner import AlwaysOn, Callback, Runner
 
@@ -56,11 +55,6 @@ class CallbackPanel():
         switch.observe(to_callback, 'value')
         cb.watch_enabled(lambda cb: setattr(switch, 'value', cb.enabled))
 
-    def _show_note(self, name: str) -> None:
-        row, cb, cost, note = self._rows[name]
-        if note.value == 'always on': return
-        note.value = PENDING if self.status == 'running' and cb.enabled != (cb in self.run.running) else ''
-
     def begin_fit(self) -> None:
         "Start the clock and the progress bar of a new fit."
         self._t0, self._t1, self.status = time.perf_counter(), None, 'running'
@@ -81,11 +75,12 @@ class CallbackPanel():
             ran = cb in run.running and self._t0 is not None
             if ran: cost.value = f"{1e6*seconds[name]/n:.1f} µs/batch"
             else: cost.value = 'off' if not cb.enabled else ('not in last fit' if self._t0 is not None else '')
-            self._show_note(name)
+            if note.value != 'always on':
+                note.value = PENDING if self.status == 'running' and cb.enabled != (cb in run.running) else ''
         self.progress_text.value = self._progress_text()
         self.progress.value = min(run.n_batches / self._total, 1.) if self._total else 0.
         colour = {'running': '#1f77b4', 'finished': '#2ca02c', 'ready': '#555'}.get(self.status, '#d62728')
-        self.status_text.value = f"<span style='color:{colour}'>{self.status}</span>"
+        self.status_text.value = f"<span style='color:{colour}'>{html.escape(self.status)}</span>"
 
     def _progress_text(self) -> str:
         run = self.run

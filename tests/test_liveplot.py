@@ -1,5 +1,5 @@
 "LivePlotCallback and CallbackPanel driven headlessly: switches, live updates, bytes, gaps, faults."
-import csv, json, math, pathlib
+import csv, html, json, math, pathlib
 from functools import partial
 import numpy as np, pytest, torch
 from callbacks_widget.all import *
@@ -132,7 +132,7 @@ def test_nan_and_inf_losses_are_gaps_with_markers(learn):
     assert run.live_plot.panel.status == 'finished'
 
 
-@pytest.mark.parametrize('exc,status', [(RuntimeError('exploded'), 'failed: RuntimeError: exploded'),
+@pytest.mark.parametrize('exc,status', [(RuntimeError('exploded <b>here</b>'), 'failed: RuntimeError: exploded <b>here</b>'),
                                         (KeyboardInterrupt(), 'interrupted'),
                                         (CancelTrainException(), 'cancelled')])
 def test_figure_and_panel_after_a_fault_mid_fit(learn, exc, status):
@@ -148,7 +148,7 @@ def test_figure_and_panel_after_a_fault_mid_fit(learn, exc, status):
     else:
         with pytest.raises(type(exc)): run.fit(1, learn)
     lp = run.live_plot
-    assert lp.panel.status == status and status in lp.panel.status_text.value
+    assert lp.panel.status == status and html.escape(status) in lp.panel.status_text.value
     assert len(trace(lp.fig, 'train loss').x) == n + 4  # all batches recorded before the fault are drawn
     lp.panel.switches['fault'].value = False
     run.fit(1, learn)
