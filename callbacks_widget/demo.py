@@ -38,7 +38,8 @@ def main(argv: Optional[list] = None) -> None:
     p.add_argument('--mnist', default=None, help="path to the lesson's mnist.pkl.gz (default: embedded digits)")
     args = p.parse_args(argv)
     if args.epochs < 1 or args.fits < 1: p.error('--epochs and --fits must be at least 1')
-    run, learn = demo_setup(args.mnist)
+    try: run, learn = demo_setup(args.mnist)
+    except (OSError, ValueError) as e: p.error(str(e))
     for k in range(args.fits):
         if k and k == args.fits - 1:
             run.avg_stats.enabled = False

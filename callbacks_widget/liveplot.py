@@ -59,7 +59,8 @@ class LivePlotCallback(Callback):
     _order = 20
 
     def __init__(self, every: float = 0.3, max_points: int = 1000, beta: float = 0.98, height: int = 560):
-        if not every >= 0: raise ValueError(f"LivePlotCallback: every must be >= 0 seconds, got {every!r}")
+        if isinstance(every, bool) or not isinstance(every, (int, float)) or not every >= 0:
+            raise ValueError(f"LivePlotCallback: every must be >= 0 seconds, got {every!r}")
         if not (isinstance(max_points, int) and max_points >= 10):
             raise ValueError(f"LivePlotCallback: max_points must be an integer >= 10, got {max_points!r}")
         self.every, self.max_points = every, max_points

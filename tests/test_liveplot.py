@@ -184,8 +184,9 @@ def test_standalone_html_and_csv(tmp_path, learn):
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match='every must be >= 0 seconds'):
-        LivePlotCallback(every=-1)
+    for every in (-1, '0.3', None, float('nan')):
+        with pytest.raises(ValueError, match='every must be >= 0 seconds'):
+            LivePlotCallback(every=every)
     with pytest.raises(ValueError, match='max_points must be an integer >= 10'):
         LivePlotCallback(max_points=3)
     with pytest.raises(TypeError, match='CallbackPanel needs a Runner'):
@@ -211,3 +212,14 @@ def test_fit_markers_stay_small_over_many_fits():
     assert len(fig.layout.shapes) == 1 and fig.layout.shapes[0].path.count('M') == 60
     assert [a.text for a in fig.layout.annotations if a.visible] == [f'fit {k}' for k in range(57, 62)]
     assert max(sent.sizes) < 8_000, max(sent.sizes)
+
+
+def test_demo_command_line(tmp_path, capsys):
+    from callbacks_widget.demo import main
+    main(['--epochs', '1', '--fits', '2', '--out', str(tmp_path)])
+    out = capsys.readouterr().out
+    assert 'avg_stats switched off for the last fit' in out and out.count('valid:') == 1
+    assert (tmp_path / 'live_plot.html').stat().st_size > 1_000_000 and (tmp_path / 'history.csv').exists()
+    with pytest.raises(SystemExit):
+        main(['--mnist', str(tmp_path / 'missing.pkl.gz')])
+    assert 'no MNIST pickle at' in capsys.readouterr().err
