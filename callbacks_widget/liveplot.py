@@ -91,7 +91,7 @@ class LivePlotCallback(Callback):
     def after_batch(self):
         if not self.in_train: return
         self.history.add_batch(scalar(self.loss), self.opt.param_groups[-1]['lr'])
-        if perf_counter() >= self._next: self.update()
+        if perf_counter() >= self._next: self.update(costs=False)
 
     def after_epoch(self):
         stats = {}
@@ -115,13 +115,13 @@ class LivePlotCallback(Callback):
         else: status = f"failed: {type(e).__name__}: {e}"
         self.panel.end_fit(status)
 
-    def update(self) -> None:
-        "Redraw the figure and the panel from the history now."
+    def update(self, costs: bool = True) -> None:
+        "Redraw the figure and the panel from the history now (the panel's costs too if `costs`)."
         self.history.flush()
         self._add_metric_traces()
         if self._marked < len(self.history.fit_starts): self._mark_fits()
         self._restyle({**self._batch_series(), **self._epoch_series()})
-        if self.panel is not None: self.panel.refresh()
+        if self.panel is not None: self.panel.refresh(costs)
         self._next = perf_counter() + self.every
 
     def _restyle(self, series: dict) -> None:

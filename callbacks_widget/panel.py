@@ -67,11 +67,11 @@ class CallbackPanel():
         self.status, self._t1 = status, time.perf_counter()
         self.refresh()
 
-    def refresh(self) -> None:
-        "Redraw costs, notes, progress and status from the runner's state."
+    def refresh(self, costs: bool = True) -> None:
+        "Redraw progress and status from the runner's state, and the rows' costs and notes if `costs`."
         run, n = self.run, max(self.run.n_batches, 1)
-        seconds = run.cb_seconds
-        for name, (row, cb, cost, note) in self._rows.items():
+        seconds = run.cb_seconds if costs else {}
+        for name, (row, cb, cost, note) in self._rows.items() if costs else ():
             ran = cb in run.running and self._t0 is not None
             if ran: cost.value = f"{1e6*seconds[name]/n:.1f} µs/batch"
             else: cost.value = 'off' if not cb.enabled else ('not in last fit' if self._t0 is not None else '')
