@@ -10,7 +10,7 @@ those pairs. The first round is a warm-up and is not counted.
 
 The last line printed is `ratio=<median ratio of (c) to (a)>`.
 """
-import argparse, contextlib, gc, io, json, math, os, statistics, sys, time
+import argparse, contextlib, gc, io, json, math, statistics, sys, time
 from functools import partial
 
 import torch
@@ -277,7 +277,6 @@ def measure(data, contestants, epochs: int, warmup: int = 1, log=None) -> dict:
 def summarise(data, contestants, pairs, n_events: int) -> dict:
     n_batches = len(data.train_dl) + len(data.valid_dl)
     rows, all_hand = [], [p[0] for ps in pairs.values() for p in ps]
-    all_hand_cpu = [p[1] for ps in pairs.values() for p in ps]
     rows.append(dict(key='a', label='(a) hand-written loop', median_ms=1e3*statistics.median(all_hand),
                      min_ms=1e3*min(all_hand), max_ms=1e3*max(all_hand), ratio=1.0, min_ratio=1.0, cpu_ratio=1.0,
                      overhead_us_per_batch=0.0, cpu_overhead_us_per_batch=0.0, n=len(all_hand)))

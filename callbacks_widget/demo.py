@@ -6,7 +6,7 @@
 __all__ = ['demo_setup', 'main']
 
 # %% ../nbs/10_demo.ipynb #54543774
-import argparse, sys
+import argparse
 from functools import partial
 from pathlib import Path
 from typing import Optional

@@ -10,7 +10,7 @@ __all__ = ['TRAIN', 'SMOOTH', 'VALID', 'NONFINITE', 'LR', 'FIT_LABELS', 'make_fi
 import json, math
 from pathlib import Path
 from time import perf_counter
-from typing import Optional, Union
+from typing import Union
 import numpy as np
 import ipywidgets as widgets
 import plotly.graph_objects as go

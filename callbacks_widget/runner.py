@@ -9,7 +9,7 @@ __all__ = ['EVENTS', 'CancelTrainException', 'CancelEpochException', 'CancelBatc
 # %% ../nbs/04_runner.ipynb #f7532bb4
 import re
 from time import perf_counter
-from typing import Callable, Iterable, Optional, Union
+from typing import Callable
 import torch
 from .core import camel2snake, listify
 from .learner import check_fit_args

@@ -6,7 +6,6 @@ import pytest, torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from callbacks_widget.all import *
-from conftest import make_learner
 
 ROOT = Path(__file__).resolve().parents[1]
 

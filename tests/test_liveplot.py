@@ -1,7 +1,7 @@
 "LivePlotCallback and CallbackPanel driven headlessly: switches, live updates, bytes, gaps, faults."
 import csv, html, json, math, pathlib
 from functools import partial
-import numpy as np, pytest, torch
+import numpy as np, pytest
 from callbacks_widget.all import *
 from conftest import make_learner
 
