@@ -72,22 +72,32 @@ def bench_length(n: int, reps: int, data, learn) -> dict:
                 history_bytes_per_batch=h.nbytes / h.n_iter)
 
 
+def record_bytes(h) -> int:
+    "Bytes of the history's per-epoch records (one dict per epoch, with its keys and values)."
+    return sum(sys.getsizeof(d) + sum(sys.getsizeof(k) + sys.getsizeof(v) for k, v in d.items()) + 8 for d in h.epochs)
+
+
 def repeated_fits(data, fits: int = 30) -> dict:
-    "Memory kept per extra fit (tracemalloc) by a runner with the live plot, beyond the history's arrays."
+    """Memory kept per extra fit (tracemalloc) by a runner with the live plot, beyond the history's arrays and
+    its one record per epoch. The history is first filled past `max_points`, so the traces' size no longer grows; the first
+    `fits` fits fill caches (plotly's, traitlets'), the next `fits` are measured."""
     learn, run = make_learner(data), live_runner()
-    sink = io.StringIO()
+    sink, h = io.StringIO(), run.live_plot.history
     def fit():
         with contextlib.redirect_stdout(sink): run.fit(1, learn)
         sink.seek(0); sink.truncate()
-    for _ in range(5): fit()
-    gc.collect(); tracemalloc.start()
-    m0, h0, n0 = tracemalloc.get_traced_memory()[0], run.live_plot.history.nbytes, run.live_plot.history.n_iter
+    fit()
+    fill(h, 2 * run.live_plot.max_points, np.random.default_rng(0))
+    tracemalloc.start()
+    for _ in range(fits): fit()   # caches (plotly's, traitlets') fill during the first fits: not counted
+    gc.collect()
+    m0, h0, n0, e0 = tracemalloc.get_traced_memory()[0], h.nbytes, h.n_iter, record_bytes(h)
     for _ in range(fits): fit()
     gc.collect()
-    m1, h1, n1 = tracemalloc.get_traced_memory()[0], run.live_plot.history.nbytes, run.live_plot.history.n_iter
+    m1, h1, n1, e1 = tracemalloc.get_traced_memory()[0], h.nbytes, h.n_iter, record_bytes(h)
     tracemalloc.stop()
-    grew = (m1 - m0) - (h1 - h0)
-    return dict(fits=fits, batches_per_fit=(n1 - n0) / fits, bytes_per_fit=grew / fits,
+    grew = (m1 - m0) - (h1 - h0) - (e1 - e0)
+    return dict(fits=fits, batches_per_fit=(n1 - n0) / fits, bytes_per_fit=grew / fits, record_bytes_per_fit=(e1 - e0) / fits,
                 bytes_per_batch=grew / max(1, n1 - n0), history_bytes_per_batch=h1 / n1)
 
 
@@ -113,13 +123,13 @@ def main(argv=None) -> dict:
     data = make_data(640, 256)
     learn = make_learner(data)
     rows = [bench_length(n, reps, data, learn) for n in lengths]
-    fits = repeated_fits(data, 10 if a.quick else 30)
+    fits = repeated_fits(data, 20 if a.quick else 60)
     print(table(rows))
     print()
     print(f"Each update follows up to 50 new batches (an epoch every 5th); median of {reps} updates after a warm-up. After {fits['fits']} more fits of "
           f"{fits['batches_per_fit']:.0f} batches, memory grew by {fits['bytes_per_fit']:,.0f} bytes per fit "
           f"({fits['bytes_per_batch']:.1f} bytes per batch) beyond the history's arrays "
-          f"({fits['history_bytes_per_batch']:.1f} bytes per batch).")
+          f"({fits['history_bytes_per_batch']:.1f} bytes per batch) and its records of each epoch ({fits['record_bytes_per_fit']:,.0f} bytes per epoch).")
     res = dict(rows=rows, repeated_fits=fits, reps=reps, max_bytes=max(r['bytes_max'] for r in rows))
     if a.json:
         with open(a.json, 'w') as f: json.dump(res, f, indent=1)

@@ -1,11 +1,14 @@
-"""Run both benchmarks, write bench/results.md and bench/overhead.png.
+"""Run the benchmarks, write bench/results.md and bench/overhead.png.
 
-    python bench/run_all.py [--quick] [--peers]
+    python bench/run_all.py [--quick] [--peers] [--no-instructions | --instructions-from JSON]
+
+With valgrind installed (and not --quick), also counts each contestant's instructions per epoch
+(`bench/instructions.py`, 30 to 60 minutes on 2 cores): a measure of the loop's own work that the VM's noise cannot touch.
 
 Each benchmark runs in its own process (so one's memory does not disturb the other) and hands its
 numbers back as JSON in bench/out/ (git-ignored).
 """
-import argparse, datetime, json, os, platform, subprocess, sys
+import argparse, datetime, json, os, platform, shutil, subprocess, sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -34,21 +37,27 @@ def run(script: str, args: list, json_path: Path) -> dict:
     return json.loads(json_path.read_text())
 
 
-def plot(loop: dict, upd: dict, path: Path) -> None:
+def plot(loop: dict, upd: dict, path: Path, ins: dict = None) -> None:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
     rows = loop['rows']
-    names = [r['label'].split(' ', 1)[0] for r in rows]
-    a1.bar(names, [r['ratio'] for r in rows], color=['#7f7f7f'] + ['#1f77b4'] * (len(rows) - 1))
+    names = [r['label'].split()[-2].replace('pytorch-', '') if r['label'].startswith('(peer)') else r['label'].split(' ', 1)[0] for r in rows]
+    err = [[r['ratio'] - r.get('ratio_lo', r['ratio']) for r in rows], [r.get('ratio_hi', r['ratio']) - r['ratio'] for r in rows]]
+    a1.bar(names, [r['ratio'] for r in rows], yerr=err, capsize=3, color=['#7f7f7f'] + ['#1f77b4'] * (len(rows) - 1))
     for x, t in ((names.index('(b)'), 1.05), (names.index('(c)'), 1.08)) if '(b)' in names and '(c)' in names else ():
         a1.hlines(t, x - 0.4, x + 0.4, colors='#d62728', linestyles='dashed')
-    a1.set_ylim(min(0.8, min(r['ratio'] for r in rows) - 0.05), max(1.15, max(r['ratio'] for r in rows) + 0.05))
+    top = max(1.2, max(r.get('ratio_hi', r['ratio']) for r in rows if not r['label'].startswith('(peer)')) + 0.05)
+    a1.set_ylim(min(0.8, min(r['ratio'] for r in rows) - 0.05), top)   # a slow peer's bar is cut; its number is on it
     a1.axhline(1, color='k', lw=0.5)
+    if ins:
+        pts = [(names.index(r['label'].split(' ', 1)[0]), r['ratio']) for r in ins['rows'] if r['label'].split(' ', 1)[0] in names]
+        a1.plot(*zip(*pts), 'D', color='#ff7f0e', label='instructions / (a)')
+        a1.legend(fontsize=8, loc='upper left')
     a1.set_ylabel('epoch time / hand-written epoch (median of pairs)')
-    a1.set_title(f"Loop overhead ({loop['n_train'] // 1000}k MLP epochs; dashed: targets)")
-    for i, r in enumerate(rows): a1.text(i, r['ratio'], f"{r['ratio']:.3f}", ha='center', va='bottom', fontsize=8)
+    a1.set_title(f"Loop overhead ({loop['n_train'] // 1000}k MLP epochs; bars: 90% interval; dashed: targets)", fontsize=10)
+    for i, r in enumerate(rows): a1.text(i, min(r['ratio'], top - 0.04), f"{r['ratio']:.3f}", ha='center', va='bottom', fontsize=8)
     ns = [r['n'] for r in upd['rows']]
     a2.plot(ns, [r['update_ms'] for r in upd['rows']], 'o-', label='update, ms (median)')
     a2.plot(ns, [r['bytes_max'] / 1e4 for r in upd['rows']], 's-', label='largest update, 10 KB')
@@ -59,13 +68,33 @@ def plot(loop: dict, upd: dict, path: Path) -> None:
     fig.tight_layout(); fig.savefig(path, dpi=110)
 
 
+def instructions_md(ins: dict, upd: dict) -> str:
+    "The instruction counts, with the share of the live plot's mid-epoch redraws (at most update time / every)."
+    if not ins: return ''
+    import instructions
+    from callbacks_widget.liveplot import LivePlotCallback
+    every = LivePlotCallback().every
+    worst = max(r['update_ms'] for r in upd['rows'])
+    return f"""
+### Instructions per epoch (free of timing noise)
+
+The same workload counted by valgrind (`bench/instructions.py`): each contestant in its own process,
+once with 1 and once with 2 epochs after set-up and a warm-up epoch; the difference is one epoch
+({ins['batches']} batches). (c) redraws at epoch and fit ends here; its redraws within an epoch, one
+every {every} s, add at most update time / every = {worst:.2f} ms / {every * 1e3:.0f} ms = {worst / (every * 1e3):.1%}
+of the training time (the slowest median update below).
+
+{instructions.table(ins)}
+"""
+
+
 def results_md(m: dict, loop: dict, upd: dict, loop_table: str, upd_table: str, loop_notes: str, upd_note: str,
-               quick: bool) -> str:
+               command: str, ins_md: str = '') -> str:
     return f"""# Benchmarks
 
 Machine: {m['cpu']}, {m['cores']} cores; Python {m['python']}, torch {m['torch']}, plotly {m['plotly']},
 ipywidgets {m['ipywidgets']}, numpy {m['numpy']}; {m['date']}; load average at the end: {m['load']}.
-Produced by `python bench/run_all.py{' --quick' if quick else ''}`.
+Produced by `{command}`.
 
 ## Loop overhead per epoch
 
@@ -75,7 +104,7 @@ epoch alternates with a hand-written epoch (`bench/loop_overhead.py`).
 {loop_table}
 
 {loop_notes}
-
+{ins_md}
 ## One live-plot update
 
 `LivePlotCallback.update()` with the history filled to each length (`bench/plot_update.py`);
@@ -103,6 +132,9 @@ def main(argv=None):
     ap.add_argument('--quick', action='store_true')
     ap.add_argument('--peers', action='store_true')
     ap.add_argument('--epochs', type=int, default=None, help='timed epochs per contestant in loop_overhead.py')
+    ap.add_argument('--no-instructions', action='store_true', help='skip the valgrind instruction counts')
+    ap.add_argument('--instructions-from', default=None, metavar='JSON',
+                    help='use the counts of an earlier `bench/instructions.py --json JSON` run (of the same code) instead of counting again')
     a = ap.parse_args(argv)
     OUT.mkdir(exist_ok=True)
     flags = ['--quick'] if a.quick else []
@@ -110,16 +142,23 @@ def main(argv=None):
                OUT / 'loop_overhead.json')
     upd = run('plot_update.py', flags, OUT / 'plot_update.json')
     import loop_overhead, plot_update
+    ins = {}
+    if a.instructions_from: ins = json.loads(Path(a.instructions_from).read_text())
+    elif not (a.quick or a.no_instructions):
+        ins = run('instructions.py', [], OUT / 'instructions.json') if shutil.which('valgrind') else {}
+        if not ins: print('valgrind is missing (apt-get install valgrind): no instruction counts')
     f = upd['repeated_fits']
     upd_note = (f"Median of {upd['reps']} updates per length, each after new batches. After {f['fits']} more fits of "
                 f"{f['batches_per_fit']:.0f} batches, memory grew by {f['bytes_per_fit']:,.0f} bytes per fit beyond the "
-                f"history's arrays (tracemalloc; the history's record of each epoch and fit, plus caches of traitlets and plotly). "
+                f"history's arrays and its record of each epoch ({f['record_bytes_per_fit']:,.0f} bytes; tracemalloc, after the traces reached "
+                f"`max_points`). "
                 f"Largest update: {upd['max_bytes']:,} bytes.")
     md = results_md(machine(), loop, upd, loop_overhead.table(loop), plot_update.table(upd['rows']),
-                    loop_overhead.notes(loop), upd_note, a.quick)
+                    loop_overhead.notes(loop), upd_note,
+                    ' '.join(['python bench/run_all.py', *(sys.argv[1:] if argv is None else argv)]), instructions_md(ins, upd))
     (HERE / 'results.md').write_text(md)
     update_readme(md)
-    plot(loop, upd, HERE / 'overhead.png')
+    plot(loop, upd, HERE / 'overhead.png', ins)
     print(f"wrote {HERE / 'results.md'} and {HERE / 'overhead.png'}")
 
 

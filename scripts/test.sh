@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up, then run every check: the package is what the notebooks export, the notebooks run
-# (nbdev_test), the quick benchmark runs, the runtime install works with ipywidgets 7, and the test suite
+# (nbdev_test), the quick benchmarks run, the runtime install works with ipywidgets 7, and the test suite
 # passes (pytest, real-browser and two-process tests included).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,8 +21,10 @@ fi
 echo "== nbdev_test"
 nbdev_test --path nbs --n_workers 2
 
-echo "== quick benchmark (prints, asserts nothing)"
+echo "== quick benchmarks (print, assert nothing)"
 python bench/loop_overhead.py --quick
+python bench/plot_update.py --quick
+python bench/instructions.py --child c 1 640   # what bench/instructions.py has valgrind count, run once without it
 
 echo "== runtime install only (no nbdev, no fastcore) with ipywidgets 7, as on Colab"
 v=.venv-ipywidgets7
