@@ -69,18 +69,22 @@ class CallbackPanel():
 
     def refresh(self, costs: bool = True) -> None:
         "Redraw progress and status from the runner's state, and the rows' costs and notes if `costs`."
-        run, n = self.run, max(self.run.n_batches, 1)
-        seconds = run.cb_seconds if costs else {}
-        for name, (row, cb, cost, note) in self._rows.items() if costs else ():
-            ran = cb in run.running and self._t0 is not None
-            if ran: cost.value = f"{1e6*seconds[name]/n:.1f} µs/batch"
-            else: cost.value = 'off' if not cb.enabled else ('not in last fit' if self._t0 is not None else '')
-            if note.value != 'always on':
-                note.value = PENDING if self.status == 'running' and cb.enabled != (cb in run.running) else ''
+        run = self.run
+        if costs: self._refresh_rows()
         self.progress_text.value = self._progress_text()
         self.progress.value = min(run.n_batches / self._total, 1.) if self._total else 0.
         colour = {'running': '#1f77b4', 'finished': '#2ca02c', 'ready': '#555'}.get(self.status, '#d62728')
         self.status_text.value = f"<span style='color:{colour}'>{html.escape(self.status)}</span>"
+
+    def _refresh_rows(self) -> None:
+        "Each row's cost per batch in the current or last fit, and its note."
+        run, n = self.run, max(self.run.n_batches, 1)
+        seconds = run.cb_seconds
+        for name, (row, cb, cost, note) in self._rows.items():
+            if cb in run.running and self._t0 is not None: cost.value = f"{1e6*seconds[name]/n:.1f} µs/batch"
+            else: cost.value = 'off' if not cb.enabled else ('not in last fit' if self._t0 is not None else '')
+            if note.value != 'always on':
+                note.value = PENDING if self.status == 'running' and cb.enabled != (cb in run.running) else ''
 
     def _progress_text(self) -> str:
         run = self.run
