@@ -1,14 +1,16 @@
 """Instructions per epoch of the loop's contestants, counted by valgrind (timing noise cannot touch them).
 
-On a shared virtual machine the speed of one core drifts by ±20% from one 100-batch window to the
-next, so a 5% difference in epoch time needs hundreds of timed pairs to show. The number of CPU
-instructions an epoch executes does not drift: this script counts them with valgrind's cachegrind
+`loop_overhead.py` measures time, which on a shared virtual machine drifts by ±30% from one second
+to the next (pacing the hand-written loop batch by batch cancels most of it). The number of CPU
+instructions an epoch executes does not drift at all: this script counts them with valgrind's cachegrind
 (`--cache-sim=no`) for (a) the hand-written loop, (b) `Runner` + `AvgStatsCallback` and (c) (b) +
 `LivePlotCallback` with its panel, on the workload of `loop_overhead.py` (50k/10k, 782 + 79 batches).
 
 Each contestant runs in its own process twice, with 1 and with 2 epochs after the same set-up and
 warm-up epoch; the difference of the two totals is one epoch's instructions (start-up, imports and
-set-up cancel out). Under valgrind time runs ~50x slower, so (c) runs with `every=inf`: it redraws at
+set-up cancel out). After the warm-up, `gc.freeze()` takes what is alive out of the garbage collector's
+view, so that a full collection of the whole process (chance: it fell into (c)'s counted epoch in one
+run and added 7%) does not land in one run's count and not the other's. Under valgrind time runs ~50x slower, so (c) runs with `every=inf`: it redraws at
 epoch and fit ends only. Its mid-epoch redraws, one every `every` seconds, cost at most
 `update time / every` of the training time (`plot_update.py` times one update).
 
@@ -17,7 +19,7 @@ epoch and fit ends only. Its mid-epoch redraws, one every `every` seconds, cost 
 Needs `valgrind` (Debian: `apt-get install valgrind`); prints why and exits 0 when it is missing.
 Last line: `instruction_ratio=<(c) / (a)>`.
 """
-import argparse, json, os, re, shutil, subprocess, sys, tempfile
+import argparse, gc, json, os, re, shutil, subprocess, sys, tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -36,7 +38,11 @@ def child(key: str, epochs: int, n_train: int) -> None:
     if key == 'a': c = Hand(data)
     else: c = next(c for c in ours(data) if c.key == key)  # makes every contestant of ours; cheap, and the same in both runs
     if isinstance(c, LivePlotContestant): c.run.live_plot.every = float('inf')
-    for _ in range(1 + epochs): c.epoch()
+    c.epoch()
+    # What is alive now (torch, the data, the contestant: ~470k objects) leaves the garbage collector's view: a full
+    # collection over it costs ~100 M instructions, and whether one falls into the counted epochs is chance.
+    gc.collect(); gc.freeze()
+    for _ in range(epochs): c.epoch()
 
 
 def count(key: str, epochs: int, n_train: int) -> int:

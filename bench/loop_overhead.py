@@ -2,9 +2,18 @@
 
 Workload: MLP 784-50-10 (`get_model(data, lr=0.5, nh=50)`), SGD lr 0.5, batch 64, synthetic data of
 MNIST's shape (50k train / 10k valid), one torch thread, the same `get_dls` + `DataBunch` pipeline
-for every contestant. Each contestant's epoch (training pass + validation pass) is timed right after
-a hand-written epoch, in the same process, so drift hits both; ratios and overheads are medians of
-those pairs. The first round is a warm-up and is not counted.
+for every contestant.
+
+Pacing: the hand-written loop runs alongside every contestant's epoch, one batch at a time. Each
+contestant reads its data through a batch sampler that first runs one step of the hand-written loop
+(on its own model and data) and books that step's time; the contestant's time is the epoch's time
+minus the booked steps. Both loops thus see the same moments of the machine, batch by batch. On this
+VM the speed of a core drifts by ±30% from one second to the next, so alternating whole epochs gave
+pair ratios from 0.67 to 1.26; paced, the ratios of one contestant's epochs stay within about ±1.5%.
+(a') runs the hand-written loop itself as a contestant: its ratio shows what the method adds (~0).
+CPU time (this thread's) is booked the same way: it does not count moments when another process has
+the core, which pacing cannot cancel.
+Ratios and overheads are medians over the timed epochs; the first round is a warm-up.
 
     python bench/loop_overhead.py [--quick] [--peers] [--epochs N] [--json PATH]
 
@@ -15,6 +24,8 @@ from functools import partial
 
 import torch
 import torch.nn.functional as F
+
+from torch.utils.data import DataLoader
 
 from callbacks_widget.data import Dataset, DataBunch, get_dls
 from callbacks_widget.learner import Learner, accuracy, get_model
@@ -40,8 +51,9 @@ def make_learner(data: DataBunch, seed: int = 0) -> Learner:
 
 
 # ---------------------------------------------------------------- (a) the hand-written loop
-def hand_epoch(learn: Learner) -> tuple:
-    "One epoch written out by hand: the same work as `Runner` + `AvgStatsCallback`."
+def hand_steps(learn):
+    """One epoch written out by hand, the same work as `Runner` + `AvgStatsCallback`; yields after every
+    batch, and returns the epoch's training and validation loss and accuracy."""
     model, opt, loss_func, data = learn.model, learn.opt, learn.loss_func, learn.data
     model.train()
     t_loss = t_acc = 0.; t_n = 0
@@ -56,17 +68,66 @@ def hand_epoch(learn: Learner) -> tuple:
         loss.backward()
         opt.step()
         opt.zero_grad()
+        yield
     model.eval()
     v_loss = v_acc = 0.; v_n = 0
-    with torch.no_grad():
-        for xb, yb in data.valid_dl:
+    for xb, yb in data.valid_dl:
+        with torch.no_grad():   # per batch: a `with` left open across a `yield` would leak into the caller
             pred = model(xb)
             loss = loss_func(pred, yb)
             bs = xb.shape[0]
             v_loss += loss.item() * bs
             v_acc += accuracy(pred, yb).item() * bs
             v_n += bs
+        yield
     return t_loss / t_n, t_acc / t_n, v_loss / v_n, v_acc / v_n
+
+
+def hand_epoch(learn: Learner) -> tuple:
+    "`hand_steps` run to its end: one whole hand-written epoch."
+    steps = hand_steps(learn)
+    try:
+        while True: next(steps)
+    except StopIteration as e: return e.value
+
+
+# ---------------------------------------------------------------- pacing
+class Pacer:
+    """Runs the hand-written loop one batch at a time (`step`) and adds up the wall time of its steps in `seconds`,
+    their CPU time (this thread's, which stops while another process has the core) in `cpu_seconds`."""
+    def __init__(self, learn: Learner): self.learn, self.steps, self.seconds, self.cpu_seconds = learn, iter(()), 0., 0.
+
+    def start(self): self.steps, self.seconds, self.cpu_seconds = hand_steps(self.learn), 0., 0.
+
+    def step(self):
+        t, c = time.perf_counter(), time.thread_time()
+        next(self.steps, None)
+        self.cpu_seconds += time.thread_time() - c
+        self.seconds += time.perf_counter() - t
+
+    def finish(self):
+        "Run what is left of the hand-written epoch (its last lines, or batches the contestant skipped)."
+        t, c = time.perf_counter(), time.thread_time()
+        for _ in self.steps: pass
+        self.cpu_seconds += time.thread_time() - c
+        self.seconds += time.perf_counter() - t
+
+
+class PacedSampler:
+    "A batch sampler that makes the `Pacer` take one step before it hands out each batch of indices."
+    def __init__(self, batches, pacer: Pacer): self.batches, self.pacer = batches, pacer
+    def __len__(self): return len(self.batches)
+    def __iter__(self):
+        step = self.pacer.step
+        for idx in self.batches:
+            step()
+            yield idx
+
+
+def paced(data: DataBunch, pacer: Pacer) -> DataBunch:
+    "`data` read through `PacedSampler`s: still torch `DataLoader`s over the same datasets and batches."
+    dl = lambda d: DataLoader(d.dataset, sampler=PacedSampler(d.sampler, pacer), batch_size=None)
+    return DataBunch(dl(data.train_dl), dl(data.valid_dl), c=data.c)
 
 
 # ---------------------------------------------------------------- (d) no-op callbacks
@@ -112,14 +173,14 @@ def dispatch_micro(n_calls: int = 20_000, blocks: int = 15) -> float:
 
 
 # ---------------------------------------------------------------- widget message recording
-def record_tree(widget) -> list:
-    "Record the messages of `widget` and every widget below it (children); returns the recorders."
+def record_tree(widget, keep: bool = True) -> list:
+    "Record (or with `keep=False` only count) the messages of `widget` and every widget below it; returns the recorders."
     out, stack, seen = [], [widget], set()
     while stack:
         w = stack.pop()
         if id(w) in seen: continue
         seen.add(id(w))
-        out.append(record_messages(w))
+        out.append(record_messages(w, keep=keep))
         stack.extend(getattr(w, 'children', ()) or ())
     return out
 
@@ -133,8 +194,8 @@ class Contestant:
 
 
 class Hand(Contestant):
-    def __init__(self, data):
-        super().__init__('a', '(a) hand-written loop')
+    def __init__(self, data, key='a', label='(a) hand-written loop'):
+        super().__init__(key, label)
         self.learn = make_learner(data)
     def epoch(self): hand_epoch(self.learn)
 
@@ -155,19 +216,18 @@ class LivePlotContestant(RunnerContestant):
         super().__init__('c', '(c) (b) + LivePlotCallback + panel', data,
                          lambda: Runner(cb_funcs=[partial(AvgStatsCallback, [accuracy]), LivePlotCallback]))
         cb = self.run.live_plot
-        self.fig_rec = record_messages(cb.fig)
-        self.panel_recs = record_tree(cb.panel.widget)
-        self.messages = self.bytes = 0
-    def epoch(self):
-        super().epoch()
-        recs = [self.fig_rec, *self.panel_recs]
-        self.messages += sum(len(r.messages) for r in recs)
-        self.bytes += sum(sum(r.sizes) for r in recs)
-        for r in recs: r.messages.clear()
+        # counted, not kept: kept messages would survive into the garbage collector's oldest generation
+        # and set off its full collections (~0.3 s over this process's 470k objects) inside timed epochs
+        self.recs = record_tree(cb.panel.widget, keep=False) + [record_messages(cb.fig, keep=False)]
+    @property
+    def messages(self): return sum(r.count for r in self.recs)
+    @property
+    def bytes(self): return sum(r.nbytes for r in self.recs)
 
 
 def ours(data) -> list:
     return [
+        Hand(data, "a'", "(a') hand-written loop again (the method's own bias)"),
         RunnerContestant('r0', '(r0) Runner, no callbacks', data, lambda: Runner()),
         RunnerContestant('b', '(b) Runner + AvgStatsCallback', data,
                          lambda: Runner(cb_funcs=partial(AvgStatsCallback, [accuracy]))),
@@ -254,24 +314,23 @@ def peers(data) -> list:
 
 
 # ---------------------------------------------------------------- timing
-def _timed(f) -> tuple:
-    gc.collect()
-    w, c = time.perf_counter(), time.thread_time()
-    f()
-    return time.perf_counter() - w, time.thread_time() - c
-
-
-def measure(data, contestants, epochs: int, warmup: int = 1, log=None) -> dict:
-    "Alternate a hand-written epoch and each contestant's epoch, `warmup` + `epochs` rounds."
-    hand = Hand(data)
-    pairs = {c.key: [] for c in contestants}   # (hand wall, hand cpu, contestant wall, contestant cpu)
+def measure(pacer: Pacer, contestants, epochs: int, warmup: int = 1, log=None) -> dict:
+    """`warmup` + `epochs` rounds of one epoch of each contestant, the hand-written loop paced alongside.
+    Returns, per contestant, (hand-written seconds, contestant seconds, the same two in CPU time) of each timed epoch."""
+    times = {c.key: [] for c in contestants}
     for rnd in range(warmup + epochs):
         for c in contestants:
-            hw, hc = _timed(hand.epoch)
-            cw, cc = _timed(c.epoch)
-            if rnd >= warmup: pairs[c.key].append((hw, hc, cw, cc))
-            if log: log(f"round {rnd}{' (warm-up)' if rnd < warmup else ''}: {c.key:>3} {cw*1e3:8.1f} ms, hand {hw*1e3:8.1f} ms")
-    return pairs
+            gc.collect()
+            pacer.start()
+            t, cpu = time.perf_counter(), time.thread_time()
+            c.epoch()
+            pacer.finish()
+            cpu, total = time.thread_time() - cpu, time.perf_counter() - t
+            hand, own = pacer.seconds, total - pacer.seconds
+            if rnd >= warmup: times[c.key].append((hand, own, pacer.cpu_seconds, cpu - pacer.cpu_seconds))
+            if log: log(f"round {rnd}{' (warm-up)' if rnd < warmup else ''}: {c.key:>3} {own*1e3:8.1f} ms, "
+                        f"hand {hand*1e3:8.1f} ms, ratio {own/hand:.3f}")
+    return times
 
 
 def median_ci(xs: list, level: float = 0.9, resamples: int = 2000) -> tuple:
@@ -282,35 +341,31 @@ def median_ci(xs: list, level: float = 0.9, resamples: int = 2000) -> tuple:
     return meds[int(tail * resamples)], meds[min(resamples - 1, int((1 - tail) * resamples))]
 
 
-def summarise(data, contestants, pairs, n_events: int) -> dict:
+def summarise(data, contestants, times, n_events: int) -> dict:
     n_batches = len(data.train_dl) + len(data.valid_dl)
-    rows, all_hand = [], [p[0] for ps in pairs.values() for p in ps]
-    rows.append(dict(key='a', label='(a) hand-written loop', median_ms=1e3*statistics.median(all_hand),
-                     min_ms=1e3*min(all_hand), max_ms=1e3*max(all_hand), ratio=1.0, ratio_lo=1.0, ratio_hi=1.0, min_ratio=1.0, cpu_ratio=1.0,
-                     overhead_us_per_batch=0.0, cpu_overhead_us_per_batch=0.0, n=len(all_hand)))
+    hand = [t[0] for ts in times.values() for t in ts]
+    rows = [dict(key='a', label='(a) hand-written loop', median_ms=1e3*statistics.median(hand), min_ms=1e3*min(hand),
+                 max_ms=1e3*max(hand), ratio=1.0, ratio_lo=1.0, ratio_hi=1.0, ratio_min=1.0, ratio_max=1.0, cpu_ratio=1.0,
+                 overhead_us_per_batch=0.0, n=len(hand))]
     diffs = {}
     for c in contestants:
-        ps = pairs[c.key]
-        wall = [p[2] for p in ps]
-        ratios = [p[2] / p[0] for p in ps]
-        ratio, ci = statistics.median(ratios), median_ci(ratios)
-        cpu_ratio = statistics.median(p[3] / p[1] for p in ps)
-        diffs[c.key] = statistics.median(p[2] - p[0] for p in ps)
-        rows.append(dict(key=c.key, label=c.label, median_ms=1e3*statistics.median(wall), min_ms=1e3*min(wall),
-                         max_ms=1e3*max(wall), ratio=ratio, ratio_lo=ci[0], ratio_hi=ci[1], min_ratio=min(wall) / min(p[0] for p in ps), cpu_ratio=cpu_ratio,
-                         overhead_us_per_batch=1e6*diffs[c.key]/n_batches,
-                         cpu_overhead_us_per_batch=1e6*statistics.median(p[3] - p[1] for p in ps)/n_batches, n=len(ps)))
+        ts = times[c.key]
+        own, ratios = [t[1] for t in ts], [t[1] / t[0] for t in ts]
+        lo, hi = median_ci(ratios)
+        diffs[c.key] = statistics.median(t[1] - t[0] for t in ts)
+        rows.append(dict(key=c.key, label=c.label, median_ms=1e3*statistics.median(own), min_ms=1e3*min(own),
+                         max_ms=1e3*max(own), ratio=statistics.median(ratios), ratio_lo=lo, ratio_hi=hi,
+                         ratio_min=min(ratios), ratio_max=max(ratios), cpu_ratio=statistics.median(t[3] / t[2] for t in ts),
+                         overhead_us_per_batch=1e6*diffs[c.key]/n_batches, n=len(ts)))
         if isinstance(c, LivePlotContestant):
-            rows[-1]['messages_per_epoch'] = c.messages / max(1, len(ps) + 1)
-            rows[-1]['bytes_per_epoch'] = c.bytes / max(1, len(ps) + 1)
+            rows[-1]['messages_per_epoch'] = c.messages / max(1, len(ts) + 1)
+            rows[-1]['bytes_per_epoch'] = c.bytes / max(1, len(ts) + 1)
     out = dict(rows=rows, n_train=len(data.train_ds), n_valid=len(data.valid_ds),
                train_batches=len(data.train_dl), valid_batches=len(data.valid_dl), events_per_epoch=n_events,
-               torch_threads=torch.get_num_threads())
+               torch_threads=torch.get_num_threads(), method='paced')
     if 'd' in diffs and 'r0' in diffs:
-        # the pairs cancel drift; the difference of the two paired medians is the 20 callbacks' cost
+        # both against the same paced hand-written loop: the difference is the 20 callbacks' cost
         out['dispatch_us_per_cb_event'] = 1e6 * (diffs['d'] - diffs['r0']) / (N_NOOP * n_events)
-        d_cpu = statistics.median(p[3] - p[1] for p in pairs['d']) - statistics.median(p[3] - p[1] for p in pairs['r0'])
-        out['dispatch_us_per_cb_event_cpu'] = 1e6 * d_cpu / (N_NOOP * n_events)
     out['dispatch_micro_us_per_cb_event'] = dispatch_micro()
     c = next((r for r in rows if r['key'] == 'c'), None)
     out['ratio_c'] = c['ratio'] if c else math.nan
@@ -318,29 +373,31 @@ def summarise(data, contestants, pairs, n_events: int) -> dict:
 
 
 def table(res: dict) -> str:
-    lines = ["| contestant | median ms/epoch | min | max | ratio to (a) | 90% interval | ratio of mins | CPU-time ratio | overhead µs/batch | CPU µs/batch |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| contestant | median ms/epoch | min | max | ratio to (a) | 90% interval | lowest–highest epoch | CPU-time ratio | overhead µs/batch |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in res['rows']:
         lines.append(f"| {r['label']} | {r['median_ms']:.1f} | {r['min_ms']:.1f} | {r['max_ms']:.1f} | "
-                     f"{r['ratio']:.3f} | {r['ratio_lo']:.3f}–{r['ratio_hi']:.3f} | {r['min_ratio']:.3f} | {r['cpu_ratio']:.3f} | {r['overhead_us_per_batch']:.1f} | "
-                     f"{r['cpu_overhead_us_per_batch']:.1f} |")
+                     f"{r['ratio']:.3f} | {r['ratio_lo']:.3f}–{r['ratio_hi']:.3f} | {r['ratio_min']:.3f}–{r['ratio_max']:.3f} | "
+                     f"{r['cpu_ratio']:.3f} | {r['overhead_us_per_batch']:.1f} |")
     return '\n'.join(lines)
 
 
 def notes(res: dict) -> str:
-    out = ["Ratio to (a): median over pairs of (contestant epoch / the hand-written epoch just before it), wall time; "
-           "90% interval: where that median falls in 90% of bootstrap resamples of the pairs (the machine's noise); "
-           "ratio of mins: fastest contestant epoch / fastest paired hand-written epoch; CPU-time: the same with the "
-           "thread's CPU time; overheads: median paired difference / batches per epoch. "
+    out = ["Paced: the hand-written loop takes one batch step before each batch of the contestant (the contestant reads "
+           "its data through a batch sampler that runs it), so both see the same moments of the machine; a contestant's "
+           "time is its epoch minus those steps. Ratio to (a): median over epochs of (contestant time / hand-written time "
+           "of the same epoch); 90% interval: where that median falls in 90% of bootstrap resamples of the epochs; "
+           "lowest–highest: the ratios of single epochs; CPU-time ratio: the same with this thread's CPU time, "
+           "which does not count moments when another process has the core; overhead: median difference / batches per epoch. "
+           "(a') is the hand-written loop paced against itself: what the method adds. "
            "(r0) does less work than (a) (no metrics): it is only the baseline of (d).",
            f"{res['n_train']} train / {res['n_valid']} valid samples: {res['train_batches']} + {res['valid_batches']} "
-           f"batches and {res['events_per_epoch']} events per epoch; {res['rows'][1]['n']} timed pairs per contestant "
+           f"batches and {res['events_per_epoch']} events per epoch; {res['rows'][1]['n']} timed epochs per contestant "
            f"after 1 warm-up round; torch threads: {res['torch_threads']}."]
     if 'dispatch_us_per_cb_event' in res:
-        out.append(f"(d) dispatch: {res['dispatch_us_per_cb_event']:.3f} µs per callback per event wall "
-                   f"({res['dispatch_us_per_cb_event_cpu']:.3f} µs CPU time) = ((d)-(a) - ((r0)-(a))) / "
-                   f"({N_NOOP} x {res['events_per_epoch']}); timed alone (`Runner.__call__`, 20 no-op hooks "
-                   f"against none): {res['dispatch_micro_us_per_cb_event']:.3f} µs.")
+        out.append(f"(d) dispatch: {res['dispatch_us_per_cb_event']:.3f} µs per callback per event in the loop "
+                   f"= (((d)-(a)) - ((r0)-(a))) / ({N_NOOP} x {res['events_per_epoch']}); timed alone (`Runner.__call__`, "
+                   f"20 no-op hooks against none): {res['dispatch_micro_us_per_cb_event']:.3f} µs.")
     c = next((r for r in res['rows'] if r['key'] == 'c'), None)
     if c and 'bytes_per_epoch' in c:
         out.append(f"(c) sent {c['messages_per_epoch']:.1f} widget messages, {c['bytes_per_epoch']/1e3:.1f} KB per epoch "
@@ -361,10 +418,12 @@ def main(argv=None) -> dict:
     if a.epochs: epochs = a.epochs
     data = make_data(n_train, n_valid)
     n_events = events_per_epoch(data)
-    contestants = ours(data) + (peers(data) if a.peers else [])
+    pacer = Pacer(make_learner(data, seed=1))
+    theirs = paced(data, pacer)
+    contestants = ours(theirs) + (peers(theirs) if a.peers else [])
     log = (lambda s: print(s, file=sys.stderr)) if a.verbose else None
-    pairs = measure(data, contestants, epochs, log=log)
-    res = summarise(data, contestants, pairs, n_events)
+    times = measure(pacer, contestants, epochs, log=log)
+    res = summarise(data, contestants, times, n_events)
     res['quick'] = a.quick
     print(table(res))
     print()

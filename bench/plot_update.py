@@ -3,7 +3,9 @@
 For each length, a `Runner` with `AvgStatsCallback` and `LivePlotCallback` fits one small epoch
 (so the figure has its metric traces and the panel has run), then `cb.history` is filled to the
 length with `add_batch` + `flush`. Each timed update follows a few new batches (as in training, the
-data changes between updates; an update with nothing new sends nothing). Messages are recorded
+data changes between updates; an update with nothing new sends nothing) and 20 real training steps
+(so the update finds the caches as training leaves them, not as the garbage collector's pass before
+them would). Messages are recorded
 through the widget comms of the figure and of every panel widget with `record_messages`.
 
     python bench/plot_update.py [--quick] [--json PATH]
@@ -41,6 +43,13 @@ def fill(h, n: int, rng) -> None:
     h.flush()
 
 
+def train_steps(learn, n: int) -> None:
+    "`n` training steps of the workload (forward, backward, SGD step), as between two updates of a real fit."
+    for _, (xb, yb) in zip(range(n), learn.data.train_dl):
+        learn.loss_func(learn.model(xb), yb).backward()
+        learn.opt.step(); learn.opt.zero_grad()
+
+
 def bench_length(n: int, reps: int, data, learn) -> dict:
     new_batches = max(1, min(50, n // (4 * (reps + 1))))   # the last update sees exactly n batches
     run = live_runner()
@@ -55,6 +64,7 @@ def bench_length(n: int, reps: int, data, learn) -> dict:
         if r % 5 == 4: cb.history.add_epoch(r, valid_loss=0.3, train_accuracy=0.9, valid_accuracy=0.88)
         for rec in (fig_rec, *panel_recs): rec.messages.clear()
         gc.collect()
+        train_steps(learn, 20)   # what runs between two updates in training leaves the caches as training does
         t, c = time.perf_counter(), time.thread_time()
         cb.update()
         dt, dc = time.perf_counter() - t, time.thread_time() - c
@@ -126,7 +136,7 @@ def main(argv=None) -> dict:
     fits = repeated_fits(data, 20 if a.quick else 60)
     print(table(rows))
     print()
-    print(f"Each update follows up to 50 new batches (an epoch every 5th); median of {reps} updates after a warm-up. After {fits['fits']} more fits of "
+    print(f"Each update follows up to 50 new batches (an epoch every 5th) and 20 training steps; median of {reps} updates after a warm-up. After {fits['fits']} more fits of "
           f"{fits['batches_per_fit']:.0f} batches, memory grew by {fits['bytes_per_fit']:,.0f} bytes per fit "
           f"({fits['bytes_per_batch']:.1f} bytes per batch) beyond the history's arrays "
           f"({fits['history_bytes_per_batch']:.1f} bytes per batch) and its records of each epoch ({fits['record_bytes_per_fit']:,.0f} bytes per epoch).")

@@ -55,7 +55,7 @@ def plot(loop: dict, upd: dict, path: Path, ins: dict = None) -> None:
         pts = [(names.index(r['label'].split(' ', 1)[0]), r['ratio']) for r in ins['rows'] if r['label'].split(' ', 1)[0] in names]
         a1.plot(*zip(*pts), 'D', color='#ff7f0e', label='instructions / (a)')
         a1.legend(fontsize=8, loc='upper left')
-    a1.set_ylabel('epoch time / hand-written epoch (median of pairs)')
+    a1.set_ylabel('epoch time / paced hand-written time (median of epochs)')
     a1.set_title(f"Loop overhead ({loop['n_train'] // 1000}k MLP epochs; bars: 90% interval; dashed: targets)", fontsize=10)
     for i, r in enumerate(rows): a1.text(i, min(r['ratio'], top - 0.04), f"{r['ratio']:.3f}", ha='center', va='bottom', fontsize=8)
     ns = [r['n'] for r in upd['rows']]
@@ -98,8 +98,8 @@ Produced by `{command}`.
 
 ## Loop overhead per epoch
 
-MLP 784-50-10, SGD lr 0.5, batch 64, synthetic MNIST-shaped data, one torch thread; every contestant's
-epoch alternates with a hand-written epoch (`bench/loop_overhead.py`).
+MLP 784-50-10, SGD lr 0.5, batch 64, synthetic MNIST-shaped data, one torch thread; the hand-written
+loop is paced alongside every contestant's epoch, batch by batch (`bench/loop_overhead.py`).
 
 {loop_table}
 
@@ -148,7 +148,7 @@ def main(argv=None):
         ins = run('instructions.py', [], OUT / 'instructions.json') if shutil.which('valgrind') else {}
         if not ins: print('valgrind is missing (apt-get install valgrind): no instruction counts')
     f = upd['repeated_fits']
-    upd_note = (f"Median of {upd['reps']} updates per length, each after new batches. After {f['fits']} more fits of "
+    upd_note = (f"Median of {upd['reps']} updates per length, each after new batches and 20 training steps. After {f['fits']} more fits of "
                 f"{f['batches_per_fit']:.0f} batches, memory grew by {f['bytes_per_fit']:,.0f} bytes per fit beyond the "
                 f"history's arrays and its record of each epoch ({f['record_bytes_per_fit']:,.0f} bytes; tracemalloc, after the traces reached "
                 f"`max_points`). "

@@ -30,4 +30,4 @@ def camel2snake(name: str) -> str:
 # %% ../nbs/00_core.ipynb #ee5f3438
 def scalar(t):
     "A 0-d tensor as a float if it lives on the CPU, else detached on its device (no sync)."
-    return t.item() if t.device.type == 'cpu' else t.detach()
+    return t.item() if t.is_cpu else t.detach()  # `t.is_cpu`: 0.08 µs; `t.device.type`: 0.5 µs

@@ -94,9 +94,32 @@ def test_update_bytes_stay_flat_from_1k_to_1m_batches():
         cb.update()
         sizes[n] = sum(sent.sizes)
         assert len(cb.fig.data[0].x) <= cb.max_points
+        assert h.nbytes / n <= 32, (n, h.nbytes)   # the history's memory per batch, at every length
     assert max(sizes.values()) < 64_000, sizes
     assert max(sizes.values()) < 1.3 * sizes[10_000], sizes
     assert h.nbytes / 1_000_000 <= 32
+
+
+def test_update_sets_figure_data_message_and_trace_callbacks_alike(learn):
+    "An update writes x and y into the figure without plotly's validators: figure, message and callbacks agree."
+    run = live_runner(every=3600)
+    cb = run.live_plot
+    sent = record_messages(cb.fig)
+    seen = []
+    cb.fig.data[TRAIN].on_change(lambda trace, x, y: seen.append(len(x)), 'x', 'y')
+    run.fit(1, learn)
+    n = len(learn.data.train_dl)
+    fig_y = np.asarray(cb.fig.data[TRAIN].y)
+    assert np.array_equal(fig_y, cb.history.loss.values) and np.array_equal(cb.fig.data[TRAIN].x, np.arange(1, n + 1))
+    assert np.array_equal(cb.fig.data[LR].y, cb.history.lr.values)
+    update = [m['data']['state']['_py2js_update'] for m in sent.messages
+              if (m['data'].get('state') or {}).get('_py2js_update')][-1]
+    assert TRAIN in update['style_traces'] and tuple(update['style_data']['y'][update['style_traces'].index(TRAIN)]['shape']) == (n,)
+    assert seen and seen[-1] == n   # `on_change` of a trace still fires
+    cb.history.add_batch(2., 0.1)   # the figure keeps its own arrays: new batches change it only at an update
+    assert len(cb.fig.data[TRAIN].y) == n
+    cb.update()
+    assert len(cb.fig.data[TRAIN].y) == n + 1 and cb.fig.data[TRAIN].y[-1] == 2.
 
 
 def test_spike_stays_visible_and_zoom_reaggregates_from_full_history():

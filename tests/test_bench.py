@@ -1,0 +1,36 @@
+"The benchmark's pacing: the hand-written loop it runs alongside a contestant does one whole epoch, a step per batch."
+import pathlib, sys
+from functools import partial
+import torch
+
+sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / 'bench'))
+from loop_overhead import Pacer, hand_epoch, hand_steps, make_data, make_learner, paced  # noqa: E402
+from callbacks_widget.all import AvgStatsCallback, Runner, accuracy  # noqa: E402
+
+
+def test_hand_steps_yield_once_per_batch_and_return_the_epochs_stats():
+    data = make_data(640, 256)
+    steps = list(hand_steps(make_learner(data)))
+    assert len(steps) == len(data.train_dl) + len(data.valid_dl)
+    a, b = hand_epoch(make_learner(data, seed=3)), hand_epoch(make_learner(data, seed=3))
+    assert a == b and len(a) == 4 and 0 <= a[1] <= 1 and 0 <= a[3] <= 1
+
+
+def test_a_paced_runner_epoch_steps_the_hand_loop_before_each_of_its_batches():
+    data = make_data(640, 256)
+    pacer = Pacer(make_learner(data, seed=1))
+    steps = []
+    step = pacer.step
+    pacer.step = lambda: (steps.append(run.in_train), step())
+    run = Runner(cb_funcs=partial(AvgStatsCallback, [accuracy]))
+    theirs = paced(data, pacer)
+    assert [len(theirs.train_dl), len(theirs.valid_dl)] == [len(data.train_dl), len(data.valid_dl)]
+    for _ in range(2):
+        pacer.start()
+        run.fit(1, make_learner(theirs))
+        assert next(pacer.steps, 'done') == 'done'      # the hand-written epoch ran to its end, inside the fit
+        pacer.finish()
+        assert pacer.seconds > 0
+        assert torch.is_grad_enabled()                  # nothing of the hand loop's no_grad leaks out
+    n_train, n_valid = len(data.train_dl), len(data.valid_dl)
+    assert steps == ([True] * n_train + [False] * n_valid) * 2
