@@ -1,6 +1,6 @@
 """Run the benchmarks, write bench/results.md and bench/overhead.png.
 
-    python bench/run_all.py [--quick] [--peers] [--no-instructions | --instructions-from JSON]
+    python bench/run_all.py [--quick] [--peers] [--no-instructions | --instructions-from JSON] [--reuse]
 
 With valgrind installed (and not --quick), also counts each contestant's instructions per epoch
 (`bench/instructions.py`, 30 to 60 minutes on 2 cores): a measure of the loop's own work that the VM's noise cannot touch.
@@ -135,12 +135,17 @@ def main(argv=None):
     ap.add_argument('--no-instructions', action='store_true', help='skip the valgrind instruction counts')
     ap.add_argument('--instructions-from', default=None, metavar='JSON',
                     help='use the counts of an earlier `bench/instructions.py --json JSON` run (of the same code) instead of counting again')
+    ap.add_argument('--reuse', action='store_true',
+                    help='take the timings from bench/out/ (an earlier run of the same code) and only write the results')
     a = ap.parse_args(argv)
     OUT.mkdir(exist_ok=True)
     flags = ['--quick'] if a.quick else []
-    loop = run('loop_overhead.py', flags + (['--peers'] if a.peers else []) + (['--epochs', str(a.epochs)] if a.epochs else []),
-               OUT / 'loop_overhead.json')
-    upd = run('plot_update.py', flags, OUT / 'plot_update.json')
+    if a.reuse:
+        loop, upd = (json.loads((OUT / f).read_text()) for f in ('loop_overhead.json', 'plot_update.json'))
+    else:
+        loop = run('loop_overhead.py', flags + (['--peers'] if a.peers else []) + (['--epochs', str(a.epochs)] if a.epochs else []),
+                   OUT / 'loop_overhead.json')
+        upd = run('plot_update.py', flags, OUT / 'plot_update.json')
     import loop_overhead, plot_update
     ins = {}
     if a.instructions_from: ins = json.loads(Path(a.instructions_from).read_text())
