@@ -55,7 +55,7 @@ def plot(loop: dict, upd: dict, path: Path, ins: dict = None) -> None:
         pts = [(names.index(r['label'].split(' ', 1)[0]), r['ratio']) for r in ins['rows'] if r['label'].split(' ', 1)[0] in names]
         a1.plot(*zip(*pts), 'D', color='#ff7f0e', label='instructions / (a)')
         a1.legend(fontsize=8, loc='upper left')
-    a1.set_ylabel('epoch time / paced hand-written time (median of epochs)')
+    a1.set_ylabel('time / paced hand-written (median)')
     a1.set_title(f"Loop overhead ({loop['n_train'] // 1000}k MLP epochs; bars: 90% interval; dashed: targets)", fontsize=10)
     for i, r in enumerate(rows): a1.text(i, min(r['ratio'], top - 0.04), f"{r['ratio']:.3f}", ha='center', va='bottom', fontsize=8)
     ns = [r['n'] for r in upd['rows']]
