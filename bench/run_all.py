@@ -79,7 +79,7 @@ def instructions_md(ins: dict, upd: dict) -> str:
 ### Instructions per epoch (free of timing noise)
 
 The same workload counted by valgrind (`bench/instructions.py`): each contestant in its own process,
-once with 1 and once with 2 epochs after set-up and a warm-up epoch; the difference is one epoch
+once with 1 and once with 2 epochs after set-up, a warm-up epoch and `gc.freeze()`; the difference is one epoch
 ({ins['batches']} batches). (c) redraws at epoch and fit ends here; its redraws within an epoch, one
 every {every} s, add at most update time / every = {worst:.2f} ms / {every * 1e3:.0f} ms = {worst / (every * 1e3):.1%}
 of the training time (the slowest median update below).
