@@ -11,6 +11,8 @@ minus the booked steps. Both loops thus see the same moments of the machine, bat
 VM the speed of a core drifts by ±30% from one second to the next, so alternating whole epochs gave
 pair ratios from 0.67 to 1.26; paced, the ratios of one contestant's epochs stay within about ±1.5%.
 (a') runs the hand-written loop itself as a contestant: its ratio shows what the method adds (~0).
+(s) runs the lesson's one-cycle `ParamScheduler` and is paced against the hand-written loop that sets the
+same learning rate before each training batch (target: ratio <= 1.05).
 CPU time (this thread's) is booked the same way: it does not count moments when another process has
 the core, which pacing cannot cancel.
 Ratios and overheads are medians over the timed epochs; the first round is a warm-up.
@@ -32,8 +34,11 @@ from callbacks_widget.learner import Learner, accuracy, get_model
 from callbacks_widget.runner import EVENTS, Callback, Runner
 from callbacks_widget.stats import AvgStatsCallback
 from callbacks_widget.liveplot import LivePlotCallback, record_messages
+from callbacks_widget.anneal import ParamScheduler, combine_scheds, sched_cos
 
 N_NOOP = 20
+# the lesson's one-cycle learning rate, for (s) and the hand-written loop it is paced against
+SCHED = combine_scheds([0.3, 0.7], [sched_cos(0.3, 0.6), sched_cos(0.6, 0.2)])
 
 
 # ---------------------------------------------------------------- data and models
@@ -51,13 +56,18 @@ def make_learner(data: DataBunch, seed: int = 0) -> Learner:
 
 
 # ---------------------------------------------------------------- (a) the hand-written loop
-def hand_steps(learn):
-    """One epoch written out by hand, the same work as `Runner` + `AvgStatsCallback`; yields after every
-    batch, and returns the epoch's training and validation loss and accuracy."""
+def hand_steps(learn, sched=None):
+    """One epoch written out by hand, the same work as `Runner` + `AvgStatsCallback` (+ `ParamScheduler('lr', sched)`
+    if `sched`: the lr of every parameter group set before each training batch); yields after every batch, and
+    returns the epoch's training and validation loss and accuracy."""
     model, opt, loss_func, data = learn.model, learn.opt, learn.loss_func, learn.data
     model.train()
     t_loss = t_acc = 0.; t_n = 0
-    for xb, yb in data.train_dl:
+    n = len(data.train_dl)
+    for i, (xb, yb) in enumerate(data.train_dl):
+        if sched is not None:
+            lr = sched(i / n)
+            for g in opt.param_groups: g['lr'] = lr
         pred = model(xb)
         loss = loss_func(pred, yb)
         bs = xb.shape[0]
@@ -83,9 +93,9 @@ def hand_steps(learn):
     return t_loss / t_n, t_acc / t_n, v_loss / v_n, v_acc / v_n
 
 
-def hand_epoch(learn: Learner) -> tuple:
+def hand_epoch(learn: Learner, sched=None) -> tuple:
     "`hand_steps` run to its end: one whole hand-written epoch."
-    steps = hand_steps(learn)
+    steps = hand_steps(learn, sched)
     try:
         while True: next(steps)
     except StopIteration as e: return e.value
@@ -97,7 +107,9 @@ class Pacer:
     their CPU time (this thread's, which stops while another process has the core) in `cpu_seconds`."""
     def __init__(self, learn: Learner): self.learn, self.steps, self.seconds, self.cpu_seconds = learn, iter(()), 0., 0.
 
-    def start(self): self.steps, self.seconds, self.cpu_seconds = hand_steps(self.learn), 0., 0.
+    def start(self, sched=None):
+        "Begin a hand-written epoch (that sets the lr from `sched` before each training batch, if given)."
+        self.steps, self.seconds, self.cpu_seconds = hand_steps(self.learn, sched), 0., 0.
 
     def step(self):
         t, c = time.perf_counter(), time.thread_time()
@@ -187,7 +199,8 @@ def record_tree(widget, keep: bool = True) -> list:
 
 # ---------------------------------------------------------------- contestants
 class Contestant:
-    "Something that runs one epoch per call; `setup` is untimed."
+    "Something that runs one epoch per call; `setup` is untimed. `sched`: the lr schedule of the hand loop it is paced with."
+    sched = None
     def __init__(self, key, label): self.key, self.label = key, label
     def epoch(self): raise NotImplementedError
     def close(self): pass
@@ -234,7 +247,16 @@ def ours(data) -> list:
         LivePlotContestant(data),
         RunnerContestant('d', f'(d) Runner + {N_NOOP} no-op callbacks', data,
                          lambda: Runner(cbs=noop_callbacks())),
+        scheduled(data),
     ]
+
+
+def scheduled(data) -> RunnerContestant:
+    "(b) with a one-cycle lr: paced against the hand-written loop that sets the same lr before each training batch."
+    c = RunnerContestant('s', '(s) (b) + ParamScheduler, against (a) setting the same lr each batch', data,
+                         lambda: Runner(cb_funcs=[partial(AvgStatsCallback, [accuracy]), partial(ParamScheduler, 'lr', SCHED)]))
+    c.sched = SCHED
+    return c
 
 
 # ---------------------------------------------------------------- peers (optional)
@@ -321,7 +343,7 @@ def measure(pacer: Pacer, contestants, epochs: int, warmup: int = 1, log=None) -
     for rnd in range(warmup + epochs):
         for c in contestants:
             gc.collect()
-            pacer.start()
+            pacer.start(c.sched)
             t, cpu = time.perf_counter(), time.thread_time()
             c.epoch()
             pacer.finish()
@@ -390,7 +412,8 @@ def notes(res: dict) -> str:
            "lowest–highest: the ratios of single epochs; CPU-time ratio: the same with this thread's CPU time, "
            "which does not count moments when another process has the core; overhead: median difference / batches per epoch. "
            "(a') is the hand-written loop paced against itself: what the method adds. "
-           "(r0) does less work than (a) (no metrics): it is only the baseline of (d).",
+           "(r0) does less work than (a) (no metrics): it is only the baseline of (d). (s) is paced against the "
+           "hand-written loop that sets the same lr before each training batch (the others against the plain one).",
            f"{res['n_train']} train / {res['n_valid']} valid samples: {res['train_batches']} + {res['valid_batches']} "
            f"batches and {res['events_per_epoch']} events per epoch; {res['rows'][1]['n']} timed epochs per contestant "
            f"after 1 warm-up round; torch threads: {res['torch_threads']}."]

@@ -1,11 +1,13 @@
 "The benchmark's pacing: the hand-written loop it runs alongside a contestant does one whole epoch, a step per batch."
 import pathlib, sys
+import pytest
 from functools import partial
 import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / 'bench'))
 from loop_overhead import Pacer, hand_epoch, hand_steps, make_data, make_learner, paced  # noqa: E402
-from callbacks_widget.all import AvgStatsCallback, Runner, accuracy  # noqa: E402
+from loop_overhead import SCHED  # noqa: E402
+from callbacks_widget.all import AvgStatsCallback, ParamScheduler, Recorder, Runner, accuracy  # noqa: E402
 
 
 def test_hand_steps_yield_once_per_batch_and_return_the_epochs_stats():
@@ -34,3 +36,14 @@ def test_a_paced_runner_epoch_steps_the_hand_loop_before_each_of_its_batches():
         assert torch.is_grad_enabled()                  # nothing of the hand loop's no_grad leaks out
     n_train, n_valid = len(data.train_dl), len(data.valid_dl)
     assert steps == ([True] * n_train + [False] * n_valid) * 2
+
+
+def test_the_scheduled_hand_loop_sets_the_lr_that_param_scheduler_sets():
+    data = make_data(640, 256)
+    learn = make_learner(data)
+    lrs = []
+    for _ in hand_steps(learn, SCHED): lrs.append(learn.opt.param_groups[0]['lr'])
+    run = Runner(cb_funcs=[partial(ParamScheduler, 'lr', SCHED), Recorder])
+    run.fit(1, make_learner(data))
+    assert run.recorder.lrs == pytest.approx(lrs[:len(data.train_dl)])
+    assert len(set(run.recorder.lrs)) == len(data.train_dl)    # a new lr every batch
