@@ -21,6 +21,7 @@ setuptools.setup(
         'Framework :: Jupyter',
         'Programming Language :: Python :: 3',
     ],
+    package_dir={'': '.'},  # a plain .pth for `pip install -e .`, without setuptools' editable-finder warning
     packages=setuptools.find_packages(include=[cfg['lib_path'], cfg['lib_path'] + '.*']),
     package_data={cfg['lib_path']: ['*.npz']},
     install_requires=cfg.get('requirements', '').split(),

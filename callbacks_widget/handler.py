@@ -66,7 +66,8 @@ class CallbackHandler():
         self.cbs = cbs if cbs else []
         for cb in self.cbs:
             if not isinstance(cb, Callback):
-                raise TypeError(f"CallbackHandler: {cb!r} is not a callbacks_widget.handler.Callback")
+                raise TypeError(f"CallbackHandler: {cb!r} is not a callbacks_widget.handler.Callback (this system's "
+                                f"classes come from `from callbacks_widget.handler import Callback, CallbackHandler, TestCallback, fit`)")
 
     def _all(self, event, *args, res=True):
         for cb in self.cbs: res = res and getattr(cb, event)(*args)
