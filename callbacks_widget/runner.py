@@ -165,9 +165,10 @@ class Runner():
     @property
     def data(self):      return self.learn.data
 
-    def _compile(self):
-        "Fix this fit's callbacks: sorted once, and per event the bound hooks that exist."
-        self.running = sorted((cb for cb in self.cbs if cb.enabled), key=lambda cb: cb._order)
+    def _compile(self, switches: dict = None):
+        "Fix this fit's callbacks (`switches`: enabled by name, if a callback fixed them): sorted once, and per event the bound hooks."
+        on = (lambda cb: switches.get(cb.name, cb.enabled)) if switches else (lambda cb: cb.enabled)
+        self.running = sorted((cb for cb in self.cbs if on(cb)), key=lambda cb: cb._order)
         index = {id(cb): i for i, cb in enumerate(self.cbs)}
         self._hooks = {e: tuple((index[id(cb)], getattr(cb, e)) for cb in self.running if e in cb.events)
                        for e in EVENTS}
@@ -210,8 +211,9 @@ class Runner():
         self.epochs, self.learn, self.loss = epochs, learn, torch.tensor(0.)
         self.stop, self.error, self.n_batches, self.in_fit = False, None, 0, True
         try:
+            self._fit_switches = None  # a callback's set_runner may fix them (DistributedCallback: rank 0's)
             for cb in self.cbs: cb.set_runner(self)  # every callback, before this fit's set is fixed
-            self._compile()
+            self._compile(self._fit_switches)
         except BaseException:
             self.learn, self.in_fit = None, False
             raise
