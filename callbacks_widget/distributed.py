@@ -8,7 +8,7 @@ __all__ = ['default_device', 'check_device', 'move_optimizer_state', 'DeviceCall
            'DistributedCallback']
 
 # %% ../nbs/09_distributed.ipynb #399bed49
-import copy, os, socket
+import copy, os, socket, sys
 from contextlib import ExitStack, redirect_stdout
 from typing import Optional
 import torch
@@ -17,7 +17,6 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import BatchSampler, DataLoader, DistributedSampler
 from .runner import AlwaysOn, Callback, CancelEpochException, CancelTrainException
 from .stats import AvgStats, AvgStatsCallback
-from .liveplot import LivePlotCallback
 
 # %% ../nbs/09_distributed.ipynb #083edfaa
 def _device_count(kind: str) -> int:
@@ -201,6 +200,10 @@ def _tensors(out) -> list:
     "The tensors of a model's output that need a gradient."
     outs = out if isinstance(out, (tuple, list)) else out.values() if isinstance(out, dict) else [out]
     return [t for t in outs if isinstance(t, torch.Tensor) and t.requires_grad]
+def _live_plots() -> tuple:
+    "`(LivePlotCallback,)` once the live plot is imported, else `()`: no widget library is needed to train on GPUs."
+    m = sys.modules.get('callbacks_widget.liveplot')
+    return (m.LivePlotCallback,) if m else ()
 
 # %% ../nbs/09_distributed.ipynb #c9d0a032
 def patch(f):
@@ -212,7 +215,7 @@ def patch(f):
 class DistributedCallback(AlwaysOn, Callback):
     "Data-parallel training across the processes of the `torch.distributed` process group (DDP)."
     _order, why = -10, 'the other processes would wait for this one'
-    rank0_only = (LivePlotCallback,)  # they draw; the other processes switch them off
+    rank0_only = ()  # callbacks to switch off on the other processes, besides the live plot (which draws)
 
     def __init__(self, seed: int = 0):
         _check_group()
@@ -220,6 +223,7 @@ class DistributedCallback(AlwaysOn, Callback):
         self._valid = AvgStats([], in_train=False)  # the live plot's validation loss, on every process
         # votes, switches and reasons: on the CPU, whatever the backend (made here, on every process at once)
         self.control = dist.group.WORLD if dist.get_backend() == 'gloo' else dist.new_group(backend='gloo')
+        self._resync = False   # after a fit the processes left part-way, their optimizer states differ
         self._new_fit()
 
     def _new_fit(self):
@@ -237,7 +241,7 @@ class DistributedCallback(AlwaysOn, Callback):
         switches = [{cb.name: cb.enabled for cb in self.run.cbs}]
         dist.broadcast_object_list(switches, src=0, group=self.control)
         rank = dist.get_rank()
-        agreed = {cb.name: switches[0].get(cb.name, cb.enabled) and not (rank and isinstance(cb, self.rank0_only))
+        agreed = {cb.name: switches[0].get(cb.name, cb.enabled) and not (rank and isinstance(cb, self.rank0_only + _live_plots()))
                   for cb in self.run.cbs}
         for cb in self.run.cbs:
             if cb.enabled != agreed[cb.name]: cb.enabled = agreed[cb.name]
@@ -253,9 +257,10 @@ def _vote(self: DistributedCallback, code: int) -> None:
     ballot = torch.tensor(ballot)
     dist.all_reduce(ballot, group=self.control)
     codes, skipped = ballot[0::2].tolist(), ballot[1::2].tolist()
-    top = max(codes)
+    top, diverged = max(codes), 0 < sum(skipped) < world
+    if top >= _CANCEL or diverged or top == _END_FIT and min(codes) != _END_FIT: self._resync = True
     if top >= _CANCEL: return self._follow(code, codes)
-    if 0 < sum(skipped) < world:
+    if diverged:
         self._left = True
         raise RankError(f"rank(s) {[r for r, s in enumerate(skipped) if s]} skipped the optimizer step of their last batch, "
                         "which the other processes took: the copies of the model would differ. Skip a batch on one process "
@@ -300,6 +305,7 @@ def begin_fit(self: DistributedCallback):
     if cuda is not None: self._check_distinct_gpus(cuda)
     self.ddp = DistributedDataParallel(self.plain, device_ids=[cuda] if cuda is not None else None)
     undo.callback(setattr, self, 'ddp', None)   # its gradient buckets are the size of the model
+    if self._resync: self._sync_optimizer()
     self.ddp.register_forward_pre_hook(self._before_forward)
     self.ddp.register_forward_hook(self._after_forward)
     if hasattr(learn.opt, 'register_step_post_hook'):
@@ -308,6 +314,22 @@ def begin_fit(self: DistributedCallback):
     self.sampler = DistributedSampler(data.train_dl.dataset, world_size, rank, shuffle=True, seed=self.seed)
     data.train_dl = loader_like(data.train_dl, self.sampler)
     data.valid_dl = loader_like(data.valid_dl, shard(len(data.valid_dl.dataset), rank, world_size))
+
+def _to_cpu(o):
+    "`o` (a state dict) with its tensors on the CPU."
+    if isinstance(o, torch.Tensor): return o.cpu()
+    if isinstance(o, dict): return {k: _to_cpu(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)): return type(o)(_to_cpu(v) for v in o)
+    return o
+
+@patch
+def _sync_optimizer(self: DistributedCallback) -> None:
+    "Give every process rank 0's optimizer state and no gradients (DDP gives them rank 0's weights)."
+    self.plain.zero_grad(set_to_none=True)
+    state = [_to_cpu(self.learn.opt.state_dict()) if dist.get_rank() == 0 else None]
+    dist.broadcast_object_list(state, src=0, group=self.control)
+    if dist.get_rank(): self.learn.opt.load_state_dict(state[0])
+    self._resync = False
 
 @patch
 def _check_distinct_gpus(self: DistributedCallback, index: int) -> None:
@@ -379,7 +401,7 @@ def after_epoch(self: DistributedCallback):
     avg_stats = [cb for cb in self.run.running if isinstance(cb, AvgStatsCallback)]
     all_reduce_stats([self._valid] + [s for cb in avg_stats for s in (cb.train_stats, cb.valid_stats)], self._reduce_on)
     for cb in self.run.running:
-        if isinstance(cb, LivePlotCallback): cb.valid_loss_sum, cb.valid_count = self._valid.tot_loss, self._valid.count
+        if isinstance(cb, _live_plots()): cb.valid_loss_sum, cb.valid_count = self._valid.tot_loss, self._valid.count
 
 @patch
 def after_cancel_train(self: DistributedCallback):
