@@ -413,7 +413,7 @@ def after_fit(self: DistributedCallback):
         if not self._left:
             e = self.run.error
             code = _FAIL if e is not None else _CANCEL if self._cancelled else _END_FIT
-            where = f"training batch {self._batches}" if self.in_train else 'validation'
+            where = f"training batch {self._batches}" if getattr(self.run, 'in_train', True) else 'validation'
             what = (f"failed: {type(e).__name__}: {e}" + ''.join(f" ({n})" for n in getattr(e, '__notes__', ()))
                     if e is not None else 'cancelled the fit')
             self._reason = dict(rank=dist.get_rank(), what=what, epoch=getattr(self.run, 'epoch', 0), where=where)

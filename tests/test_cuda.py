@@ -161,7 +161,8 @@ def test_fp16_with_a_grad_scaler():
         def after_backward(self): grads.append(max(p.grad.abs().max() for p in self.model.parameters()))
     run, learn = cuda_fit(partial(MixedPrecisionCallback, torch.float16), Grads)
     assert not isinstance(learn.opt, ScaledOptimizer)           # the learner's optimizer is back
-    assert max(float(g) for g in grads) < 100                    # unscaled before other callbacks see them
+    finite = [float(g) for g in grads if torch.isfinite(g)]      # (a step the scaler skips has inf gradients)
+    assert len(finite) > len(grads) / 2 and max(finite) < 100     # unscaled before other callbacks see them
     assert run.mixed_precision.scaler.get_scale() > 1
     assert run.avg_stats.train_stats.avg_stats[0] < 2.1
     assert not torch.is_autocast_enabled('cuda')

@@ -1,5 +1,5 @@
 "DeviceCallback and DistributedCallback: clear errors, one process in a group, and two CPU processes that agree."
-import csv, json, os, socket, subprocess, sys
+import csv, gc, json, os, socket, subprocess, sys, weakref
 from functools import partial
 from pathlib import Path
 import pytest, torch
@@ -99,6 +99,54 @@ def test_all_reduce_stats_of_one_process_keeps_them(group):
     s.tot_loss, s.tot_mets, s.count = 3.5, [1.25], 7
     all_reduce_stats([s])
     assert (s.tot_loss, s.tot_mets, s.count) == (3.5, [1.25], 7)
+
+
+def test_no_ddp_wrapper_is_left_after_a_fit(group, learn):
+    wrappers = []
+    class Wrapper(Callback):
+        def after_pred(self):
+            if self.in_train and not wrappers: wrappers.append(weakref.ref(self.model))
+    run = Runner(cb_funcs=[DistributedCallback, Wrapper])
+    run.fit(1, learn)
+    gc.collect()
+    assert type(wrappers[0]).__name__ == 'ReferenceType' and run.distributed.ddp is None
+    assert wrappers[0]() is None   # its gradient buckets (the size of the model) are freed
+
+
+def test_a_click_after_the_switches_are_broadcast_applies_at_the_next_fit(group, learn):
+    class Click(Callback):
+        "A panel click handled between DistributedCallback's broadcast and the Runner's compile."
+        def set_runner(self, run):
+            super().set_runner(run)
+            if run.in_fit: run.recorder.enabled = not run.recorder.enabled
+    run = Runner(cb_funcs=[DistributedCallback, Recorder, Click])
+    run.fit(1, learn)
+    assert run.recorder in run.running and not run.recorder.enabled   # ran as broadcast; off from the next fit
+    run.fit(1, learn)
+    assert run.recorder not in run.running and run.recorder.enabled
+
+
+def test_a_model_off_the_gpu_under_nccl_is_refused_before_training(group, learn, monkeypatch):
+    run = Runner(cb_funcs=[DistributedCallback])
+    monkeypatch.setattr(dist, 'get_backend', lambda group=None: 'nccl')
+    model, before = learn.model, [p.clone() for p in learn.model.parameters()]
+    with pytest.raises(ValueError, match='NCCL backend needs the model on this process.s GPU'): run.fit(1, learn)
+    assert learn.model is model and run.n_batches == 0 and run.distributed.ddp is None
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_check_rank_device_refuses_two_processes_on_one_gpu():
+    assert check_rank_device('cuda:1', local_rank=1, n_visible=4, backend='nccl') == 1
+    with pytest.raises(ValueError, match='LOCAL_RANK=1 is on cuda:0'): check_rank_device('cuda:0', 1, 4, 'nccl')
+
+
+def test_move_optimizer_state_follows_the_parameters():
+    m = nn.Linear(3, 2)
+    opt = torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9)
+    m(torch.randn(4, 3)).sum().backward(); opt.step()
+    m.to(torch.float64)      # a stand-in for a move to another device
+    move_optimizer_state(opt)
+    assert {s['momentum_buffer'].dtype for s in opt.state.values()} == {torch.float64}
 
 
 # --- two processes ---------------------------------------------------------------------------------
