@@ -221,8 +221,9 @@ class DistributedCallback(AlwaysOn, Callback):
         _check_group()
         self.seed, self._epochs_done, self._undo, self.ddp = seed, 0, ExitStack(), None
         self._valid = AvgStats([], in_train=False)  # the live plot's validation loss, on every process
-        # votes, switches and reasons: on the CPU, whatever the backend (made here, on every process at once)
-        self.control = dist.group.WORLD if dist.get_backend() == 'gloo' else dist.new_group(backend='gloo')
+        # votes, switches and reasons: on the CPU whatever the backend (None: the default group, if it is Gloo; another
+        # group is made here, on every process at once)
+        self.control = None if dist.get_backend() == 'gloo' else dist.new_group(backend='gloo')
         self._resync = False   # after a fit the processes left part-way, their optimizer states differ
         self._new_fit()
 
