@@ -287,6 +287,7 @@ def _follow(self: DistributedCallback, code: int, codes: list) -> None:
         return
     failed = [r for r in others if codes[r['rank']] == _FAIL]
     if failed: raise RankError('; '.join(map(say, failed)) + f"; rank {dist.get_rank()} stopped at the same point")
+    print(f"DistributedCallback: {'; '.join(map(say, others))}; every process cancelled")
     raise CancelTrainException('; '.join(map(say, others)))
 
 # %% ../nbs/09_distributed.ipynb #c9d0a043
