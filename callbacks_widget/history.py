@@ -11,22 +11,31 @@ from pathlib import Path
 from typing import Optional, Union
 import numpy as np, torch
 from tsdownsample import LTTBDownsampler, MinMaxLTTBDownsampler, NaNMinMaxLTTBDownsampler
+from .stats import HostScalars
 
 # %% ../nbs/06_history.ipynb #c8e99f6a
 class GrowArray():
-    "An append-only numpy array that doubles its buffer when full."
-    def __init__(self, dtype=np.float32, capacity: int = 1024):
-        self._buf, self.n = np.empty(capacity, dtype), 0
+    "An append-only numpy array that doubles its buffer when full; `length()`, if given, is its length."
+    def __init__(self, dtype=np.float32, capacity: int = 1024, length=None):
+        self._buf, self._n, self._length = np.empty(capacity, dtype), 0, length
 
-    def extend(self, values) -> None:
+    @property
+    def n(self) -> int: return self._n if self._length is None else self._length()
+    @n.setter
+    def n(self, value: int): self._n = value
+
+    def write(self, values, at: int) -> int:
+        "Write `values` from index `at` on (growing the buffer), leaving the length as it is; return the end."
         values = np.asarray(values, self._buf.dtype)
-        need = self.n + len(values)
+        need = at + len(values)
         if need > len(self._buf):
             buf = np.empty(max(need, 2*len(self._buf)), self._buf.dtype)
-            buf[:self.n] = self._buf[:self.n]
+            buf[:at] = self._buf[:at]
             self._buf = buf
-        self._buf[self.n:need] = values
-        self.n = need
+        self._buf[at:need] = values
+        return need
+
+    def extend(self, values) -> None: self.n = self.write(values, self.n)
 
     @property
     def values(self) -> np.ndarray:
@@ -67,6 +76,8 @@ class Extremes():
 
     def update(self, y: np.ndarray) -> None:
         "Take in the blocks that `y` (the whole array, grown since the last call) now completes; `y` must be finite."
+        for idx, val in self.levels:   # an update cut short by an interrupt may have written half an entry
+            idx.n = val.n = min(len(idx), len(val)) // 2 * 2
         n0, done = len(y) // self.base, (len(self.levels[0][0]) // 2 if self.levels else 0)
         if n0 == done: return
         val = y[done*self.base:n0*self.base].reshape(-1, self.base)
@@ -101,18 +112,22 @@ class History():
     "Per-batch training loss, smoothed loss and lr, and per-epoch stats, across fits."
     def __init__(self, beta: float = 0.98):
         self.beta = beta
-        self.loss, self.smooth_loss, self.lr = GrowArray(), GrowArray(), GrowArray()
+        # state: batches in the arrays (their length), the moving average and its count, non-finite batches
+        self._pending = HostScalars(state=(0, 0., 0, 0))
+        self.loss, self.smooth_loss, self.lr = (GrowArray(length=self._n_stored) for _ in range(3))
         self.fit_starts = []    # iteration at which each fit began
         self.epochs = []        # one dict per epoch: fit, epoch, iteration, valid_loss and metrics
-        self.nonfinite_at, self.nonfinite_value = GrowArray(np.int64, 16), GrowArray(np.float64, 16)
-        self._pending_loss, self._pending_lr = [], []
-        self._avg, self._n_avg = 0., 0
+        self.nonfinite_at = GrowArray(np.int64, 16, length=self._n_nonfinite)
+        self.nonfinite_value = GrowArray(np.float64, 16, length=self._n_nonfinite)
         self._extremes = Extremes()
+
+    def _n_stored(self) -> int: return self._pending.state[0]
+    def _n_nonfinite(self) -> int: return self._pending.state[3]
 
     @property
     def n_iter(self) -> int:
         "Training batches recorded so far."
-        return len(self.loss) + len(self._pending_loss)
+        return self._pending.state[0] + len(self._pending)
 
     def begin_fit(self) -> None:
         self.flush()
@@ -120,8 +135,11 @@ class History():
 
     def add_batch(self, loss, lr: float) -> None:
         "Record one training batch: `loss` a float, or a 0-d tensor on any device."
-        self._pending_loss.append(loss)
-        self._pending_lr.append(lr)
+        if self._pending.add(loss, lr) >= 1024: self._pending.send()   # bounded device memory, no wait
+
+    def add_batches(self, losses, lrs) -> None:
+        "Record several training batches at once (floats)."
+        for v, r in zip(losses, lrs, strict=True): self._pending.add(v, r)
 
     def add_epoch(self, epoch: int, valid_loss: Optional[float], **metrics) -> None:
         "Record the end of an epoch, at the current iteration."
@@ -129,24 +147,26 @@ class History():
         self.epochs.append(dict(fit=len(self.fit_starts)-1, epoch=epoch, iteration=self.n_iter,
                                 valid_loss=valid_loss, **metrics))
 
-    def flush(self) -> None:
-        "Move pending batches into the arrays (one device read for all of them)."
-        if not self._pending_loss: return
-        losses = self._pending_loss
-        if isinstance(losses[0], torch.Tensor): losses = torch.stack(losses).float().cpu().tolist()
-        start, smooth, bad = len(self.loss), [], []
+    def flush(self, wait: bool = False) -> None:
+        "Move the batches whose values are on the host into the arrays; on a GPU wait for the device only if `wait`."
+        q = self._pending
+        q.send()
+        n, avg, n_avg, n_bad = q.state
+        losses, lrs, k = q.ready(wait)
+        if not k: return
+        smooth, bad = [], []
         for i, v in enumerate(losses):
             if not math.isfinite(v):
-                bad.append((start + i, v))
+                bad.append((n + i, v))
                 losses[i] = math.nan
             else:
-                self._avg = self.beta*self._avg + (1-self.beta)*v
-                self._n_avg += 1
-            smooth.append(self._avg / (1 - self.beta**self._n_avg) if self._n_avg else math.nan)
+                avg = self.beta*avg + (1-self.beta)*v
+                n_avg += 1
+            smooth.append(avg / (1 - self.beta**n_avg) if n_avg else math.nan)
         if bad:
-            self.nonfinite_at.extend([i for i, _ in bad]); self.nonfinite_value.extend([v for _, v in bad])
-        self.loss.extend(losses); self.smooth_loss.extend(smooth); self.lr.extend(self._pending_lr)
-        self._pending_loss, self._pending_lr = [], []
+            self.nonfinite_at.write([i for i, _ in bad], n_bad); self.nonfinite_value.write([v for _, v in bad], n_bad)
+        self.loss.write(losses, n); self.smooth_loss.write(smooth, n); self.lr.write(lrs, n)
+        q.commit(k, (n + len(losses), avg, n_avg, n_bad + len(bad)))   # the arrays grow here, all at once
         if not len(self.nonfinite_at): self._extremes.update(self.loss.values)   # with NaN gaps, `overview` reads all
 
     def overview(self, n_out: int) -> np.ndarray:
@@ -184,7 +204,7 @@ class History():
 
     def to_csv(self, path: Union[str, Path]) -> Path:
         "Write one row per training batch; epoch stats fill the row of the epoch's last batch."
-        self.flush()
+        self.flush(wait=True)
         path, stats = Path(path), self.epoch_stats
         by_iter = {e['iteration']: e for e in self.epochs}
         fits = np.searchsorted(np.array(self.fit_starts), np.arange(len(self.loss)), side='right') - 1

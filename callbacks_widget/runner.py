@@ -140,7 +140,7 @@ class Runner():
             _check_callback(cb, f'cb_funcs item {cbf!r}')
             cbs.append(cb)
         self.stop, self.cbs, self.learn, self.in_fit = False, [TrainEvalCallback()] + cbs, None, False
-        self.error, self.n_batches = None, 0
+        self.error, self.n_batches, self._fit_switches = None, 0, None
         self._name_callbacks()
         self._compile()
         for cb in self.cbs: cb.set_runner(self)
@@ -166,8 +166,10 @@ class Runner():
     def data(self):      return self.learn.data
 
     def _compile(self):
-        "Fix this fit's callbacks: sorted once, and per event the bound hooks that exist."
-        self.running = sorted((cb for cb in self.cbs if cb.enabled), key=lambda cb: cb._order)
+        "Fix this fit's callbacks (as a callback fixed their switches, if one did): sorted once, and per event the bound hooks."
+        switches = self._fit_switches
+        on = (lambda cb: switches.get(cb.name, cb.enabled)) if switches else (lambda cb: cb.enabled)
+        self.running = sorted((cb for cb in self.cbs if on(cb)), key=lambda cb: cb._order)
         index = {id(cb): i for i, cb in enumerate(self.cbs)}
         self._hooks = {e: tuple((index[id(cb)], getattr(cb, e)) for cb in self.running if e in cb.events)
                        for e in EVENTS}
@@ -210,6 +212,7 @@ class Runner():
         self.epochs, self.learn, self.loss = epochs, learn, torch.tensor(0.)
         self.stop, self.error, self.n_batches, self.in_fit = False, None, 0, True
         try:
+            self._fit_switches = None  # a callback's set_runner may fix them (DistributedCallback: rank 0's)
             for cb in self.cbs: cb.set_runner(self)  # every callback, before this fit's set is fixed
             self._compile()
         except BaseException:

@@ -29,8 +29,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 def init_process() -> None:
     "Join the process group: NCCL and this process's own GPU if there are GPUs, else Gloo on the CPU."
     if torch.cuda.is_available():
-        torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
-        dist.init_process_group('nccl')
+        device = torch.device('cuda', int(os.environ.get('LOCAL_RANK', 0)))
+        torch.cuda.set_device(device)
+        dist.init_process_group('nccl', device_id=device)  # NCCL bound to this process's GPU from the start
     else: dist.init_process_group('gloo')
 
 

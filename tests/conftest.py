@@ -1,6 +1,7 @@
 import pytest, torch
 import torch.nn.functional as F
-from callbacks_widget.all import Dataset, DataBunch, get_dls, get_model, Learner
+from callbacks_widget.data import Dataset, DataBunch, get_dls  # not `.all`: tests/test_cuda.py runs without widget libraries
+from callbacks_widget.learner import get_model, Learner
 
 
 def pytest_configure(config):

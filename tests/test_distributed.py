@@ -1,5 +1,5 @@
 "DeviceCallback and DistributedCallback: clear errors, one process in a group, and two CPU processes that agree."
-import csv, json, os, socket, subprocess, sys
+import csv, gc, json, os, socket, subprocess, sys, weakref
 from functools import partial
 from pathlib import Path
 import pytest, torch
@@ -101,6 +101,54 @@ def test_all_reduce_stats_of_one_process_keeps_them(group):
     assert (s.tot_loss, s.tot_mets, s.count) == (3.5, [1.25], 7)
 
 
+def test_no_ddp_wrapper_is_left_after_a_fit(group, learn):
+    wrappers = []
+    class Wrapper(Callback):
+        def after_pred(self):
+            if self.in_train and not wrappers: wrappers.append(weakref.ref(self.model))
+    run = Runner(cb_funcs=[DistributedCallback, Wrapper])
+    run.fit(1, learn)
+    gc.collect()
+    assert type(wrappers[0]).__name__ == 'ReferenceType' and run.distributed.ddp is None
+    assert wrappers[0]() is None   # its gradient buckets (the size of the model) are freed
+
+
+def test_a_click_after_the_switches_are_broadcast_applies_at_the_next_fit(group, learn):
+    class Click(Callback):
+        "A panel click handled between DistributedCallback's broadcast and the Runner's compile."
+        def set_runner(self, run):
+            super().set_runner(run)
+            if run.in_fit: run.recorder.enabled = not run.recorder.enabled
+    run = Runner(cb_funcs=[DistributedCallback, Recorder, Click])
+    run.fit(1, learn)
+    assert run.recorder in run.running and not run.recorder.enabled   # ran as broadcast; off from the next fit
+    run.fit(1, learn)
+    assert run.recorder not in run.running and run.recorder.enabled
+
+
+def test_a_model_off_the_gpu_under_nccl_is_refused_before_training(group, learn, monkeypatch):
+    run = Runner(cb_funcs=[DistributedCallback])
+    monkeypatch.setattr(dist, 'get_backend', lambda group=None: 'nccl')
+    model, before = learn.model, [p.clone() for p in learn.model.parameters()]
+    with pytest.raises(ValueError, match='NCCL backend needs the model on this process.s GPU'): run.fit(1, learn)
+    assert learn.model is model and run.n_batches == 0 and run.distributed.ddp is None
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_check_rank_device_refuses_two_processes_on_one_gpu():
+    assert check_rank_device('cuda:1', local_rank=1, n_visible=4, backend='nccl') == 1
+    with pytest.raises(ValueError, match='LOCAL_RANK=1 is on cuda:0'): check_rank_device('cuda:0', 1, 4, 'nccl')
+
+
+def test_move_optimizer_state_follows_the_parameters():
+    m = nn.Linear(3, 2)
+    opt = torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9)
+    m(torch.randn(4, 3)).sum().backward(); opt.step()
+    m.to(torch.float64)      # a stand-in for a move to another device
+    move_optimizer_state(opt)
+    assert {s['momentum_buffer'].dtype for s in opt.state.values()} == {torch.float64}
+
+
 # --- two processes ---------------------------------------------------------------------------------
 
 N_TRAIN, EPOCHS = 3000, 2
@@ -170,3 +218,82 @@ def test_a_switch_turned_off_on_rank_0_is_off_on_every_rank(ddp):
         rep = ddp['report'][r]
         assert rep['enabled']['recorder'] is False and 'recorder' not in rep['running']
         assert rep['enabled']['avg_stats'] is True and rep['running'][:2] == ['device', 'distributed']
+
+
+# --- faults on one of two processes (tests/ddp_faults.py) -------------------------------------------
+
+def torchrun(tmp, *args, timeout: int = 300) -> subprocess.CompletedProcess:
+    "tests/ddp_faults.py on two CPU processes; a hang fails the test at `timeout` instead of blocking CI."
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2', '--master_addr=127.0.0.1',
+           f'--master_port={free_port()}', str(ROOT/'tests'/'ddp_faults.py'), str(tmp), *args]
+    env = {**os.environ, 'CUDA_VISIBLE_DEVICES': '', 'PYTHONPATH': str(ROOT)}
+    try: return subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as e: pytest.fail(f"the processes hung: {e.stdout}\n{e.stderr}")
+
+
+@pytest.fixture(scope='module')
+def faults(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('faults')
+    p = torchrun(tmp)
+    assert p.returncode == 0, f"{p.stdout[-3000:]}\n{p.stderr[-5000:]}"
+    ranks = [json.loads((tmp/f'rank{r}.json').read_text()) for r in (0, 1)]
+    return {f0['name']: (f0, f1) for f0, f1 in zip(ranks[0]['fits'], ranks[1]['fits'])}
+
+
+@pytest.mark.distributed
+@pytest.mark.parametrize('name,failed,outcome,error', [
+    ('error_after_loss', 1, 'ValueError', 'rank 1 failed: ValueError: rank 1 broke'),
+    ('error_in_forward', 0, 'RuntimeError', 'rank 0 failed: RuntimeError: boom in forward'),
+    ('error_before_forward', 1, 'KeyError', "rank 1 failed: KeyError: 'early'"),
+    ('interrupt_after_backward', 0, 'KeyboardInterrupt', 'rank 0 failed: KeyboardInterrupt'),
+    ('error_in_validation', 1, 'ValueError', 'rank 1 failed: ValueError: valid broke')])
+def test_an_error_on_one_rank_stops_every_rank_at_the_same_point_saying_which_and_why(faults, name, failed, outcome, error):
+    fits = faults[name]
+    assert fits[failed]['outcome'] == outcome
+    other = fits[1 - failed]
+    assert other['outcome'] == 'RankError' and error in other['message'] and 'stopped at the same point' in other['message']
+    assert fits[0]['epoch'] == fits[1]['epoch'] == 0
+    assert abs(fits[0]['n_iter'] - fits[1]['n_iter']) <= 1   # a rank that learns of it before a batch counts that batch
+
+
+@pytest.mark.distributed
+def test_a_cancel_on_one_rank_is_agreed_by_every_rank(faults):
+    f0, f1 = faults['cancel']
+    assert f0['outcome'] == f1['outcome'] == 'ok'    # CancelTrainException ends a fit without an error, on both
+    assert f1['n_iter'] == 3 and f0['n_iter'] in (3, 4) and f0['epoch'] == f1['epoch'] == 0
+    assert f0['weights'] == f1['weights']   # (BatchNorm's statistics differ until the next validation or fit)
+
+
+@pytest.mark.distributed
+def test_a_step_skipped_on_one_rank_is_refused_on_every_rank(faults):
+    for f in faults['skip_step']:
+        assert f['outcome'] == 'RankError' and 'rank(s) [1] skipped the optimizer step' in f['message']
+
+
+@pytest.mark.distributed
+@pytest.mark.parametrize('name', ['stop_pass', 'end_fit_early'])
+def test_a_pass_or_fit_ended_early_on_one_rank_ends_on_every_rank(faults, name):
+    f0, f1 = faults[name]
+    assert f0['outcome'] == f1['outcome'] == 'ok'
+    assert abs(f0['n_iter'] - f1['n_iter']) <= 1
+
+
+@pytest.mark.distributed
+def test_the_next_fit_after_any_fault_runs_in_step_with_no_wrapper_left(faults):
+    assert len(faults) == 19
+    for name, (f0, f1) in faults.items():
+        assert not f0['ddp_left'] and not f1['ddp_left'] and f0['model'] == f1['model'] == 'Sequential', name
+        if name == 'first' or name.startswith('after_'):
+            assert f0['outcome'] == f1['outcome'] == 'ok', name
+            assert f0['n_iter'] == f1['n_iter'] == 16, name
+            assert f0['weights'] == f1['weights'] and f0['buffers'] == f1['buffers'], name   # parameters, BatchNorm's statistics
+            assert f0['valid'] == f1['valid'], name        # validated with the same running statistics
+
+
+@pytest.mark.distributed
+def test_an_uncaught_error_on_one_rank_ends_both_processes_with_clear_errors(tmp_path):
+    p = torchrun(tmp_path, 'uncaught')
+    assert p.returncode != 0
+    out = p.stdout + p.stderr
+    assert 'ValueError: rank 1 broke' in out
+    assert 'RankError: rank 1 failed: ValueError: rank 1 broke' in out

@@ -88,7 +88,7 @@ def test_update_bytes_stay_flat_from_1k_to_1m_batches():
     h, rng, done, sizes = cb.history, np.random.default_rng(0), 0, {}
     h.begin_fit()
     for n in (1_000, 10_000, 100_000, 1_000_000):
-        h._pending_loss.extend((1 + rng.random(n - done)).tolist()); h._pending_lr.extend([0.1] * (n - done))
+        h.add_batches((1 + rng.random(n - done)).tolist(), [0.1] * (n - done))
         done = n
         sent.messages.clear()
         cb.update()

@@ -1,0 +1,134 @@
+"History and Recorder: an interrupt anywhere in a flush keeps the arrays consistent; Recorder records floats, once per computed loss."
+import math
+import numpy as np, pytest, torch
+from callbacks_widget.stats import HostScalars, Recorder, AvgStats, summand
+from callbacks_widget.history import History, GrowArray, Extremes
+from callbacks_widget.runner import Runner, Callback, CancelBatchException
+
+
+def lengths(h): return len(h.loss), len(h.smooth_loss), len(h.lr)
+
+
+def reference(values, lrs) -> History:
+    h = History()
+    h.add_batches(values, lrs)
+    h.flush()
+    return h
+
+
+class Once:
+    "Make `obj.name` raise KeyboardInterrupt on its first call (after calling through if `after`)."
+    def __init__(self, obj, name, after=False):
+        self.obj, self.name, self.after, self.fired = obj, name, after, False
+        self.orig = getattr(obj, name)
+        setattr(obj, name, self)
+    def __call__(self, *a, **k):
+        if self.fired: return self.orig(*a, **k)
+        self.fired = True
+        if self.after: self.orig(*a, **k)
+        raise KeyboardInterrupt
+
+
+# where in a flush the interrupt lands: each array's write (before or after it wrote), the commit, the extremes
+POINTS = [('loss', 'write', False), ('loss', 'write', True), ('smooth_loss', 'write', False),
+          ('smooth_loss', 'write', True), ('lr', 'write', False), ('lr', 'write', True),
+          ('nonfinite_at', 'write', True), ('nonfinite_value', 'write', True), ('_pending', 'commit', False), ('_pending', 'commit', True),
+          ('_pending', 'send', True), ('_pending', 'ready', False)]
+
+
+@pytest.mark.parametrize('attr,method,after', POINTS)
+def test_an_interrupt_anywhere_in_flush_keeps_the_arrays_equal_and_stores_each_batch_once(attr, method, after):
+    values = [1., 2., 3., float('nan'), 5., 6.] + [1 + i / 100 for i in range(200)]
+    h = History()
+    h.begin_fit()
+    h.add_batches(values[:2], [0.1, 0.1]); h.flush()
+    h.add_batches(values[2:], [0.1] * (len(values) - 2))
+    Once(getattr(h, attr), method, after)
+    with pytest.raises(KeyboardInterrupt): h.flush()
+    assert len(set(lengths(h))) == 1 and h.n_iter == len(values)
+    h.flush()                                   # the next flush goes on
+    h.add_batch(7., 0.2); h.flush()
+    ref = reference(values + [7.], [0.1] * len(values) + [0.2])
+    assert lengths(h) == (len(values) + 1,) * 3 and h.n_iter == len(values) + 1
+    np.testing.assert_array_equal(h.loss.values, ref.loss.values)
+    np.testing.assert_array_equal(h.smooth_loss.values, ref.smooth_loss.values)
+    np.testing.assert_array_equal(h.lr.values, ref.lr.values)
+    assert [i for i, _ in h.nonfinite] == [3]
+
+
+def test_an_interrupt_inside_the_extremes_update_is_repaired():
+    rng = np.random.default_rng(0)
+    y = rng.random(5000).astype(np.float32)
+    e = Extremes(base=16)
+    e.update(y[:1000])
+    Once(e.levels[0][1], 'extend')   # level 0's indices written, its values not
+    with pytest.raises(KeyboardInterrupt): e.update(y[:3000])
+    e.update(y)
+    whole = Extremes(base=16); whole.update(y)
+    assert len(e.levels) == len(whole.levels)
+    for (i, v), (wi, wv) in zip(e.levels, whole.levels):
+        np.testing.assert_array_equal(i.values, wi.values); np.testing.assert_array_equal(v.values, wv.values)
+
+
+def test_add_epoch_and_begin_fit_after_an_interrupted_flush():
+    h = History()
+    h.begin_fit()
+    h.add_batches([1., 2., 3.], [0.1] * 3)
+    Once(h.smooth_loss, 'write', after=True)
+    with pytest.raises(KeyboardInterrupt): h.add_epoch(0, valid_loss=1.)
+    h.add_epoch(0, valid_loss=1.)
+    h.begin_fit()
+    assert h.fit_starts == [0, 3] and [e['iteration'] for e in h.epochs] == [3] and lengths(h) == (3, 3, 3)
+
+
+def test_host_scalars_keep_order_across_floats_and_tensors():
+    q = HostScalars()
+    q.add(1.); q.send()
+    q.add(torch.tensor(2.)); q.add(torch.tensor(3.)); q.send()
+    q.add(4., 'lr')
+    assert len(q) == 4 and q.n_new == 1
+    values, infos, k = q.ready()
+    assert values == [1., 2., 3.] and k == 2
+    q.commit(1, 'first read')
+    assert q.ready()[0] == [2., 3.] and q.state == 'first read'
+
+
+def test_avg_stats_sum_device_tensors_in_float64(monkeypatch):
+    from callbacks_widget import stats
+    monkeypatch.setattr(stats, 'scalar', lambda t: t.detach())   # what `scalar` gives on a GPU: a device tensor
+    s = AvgStats([], False)
+    class R: xb = torch.zeros(3, 1); pred = yb = None
+    values = torch.rand(10_000, generator=torch.Generator().manual_seed(0))
+    for v in values:
+        R.loss = v
+        s.accumulate(R)
+    assert s.tot_loss.dtype == torch.float64
+    exact = 3 * math.fsum(values.tolist())
+    assert abs(s.all_stats[0] - exact) < 1e-9 * exact                 # float32 sums are off by ~1e-5 here
+    assert summand(torch.tensor(1., dtype=torch.bfloat16)).dtype == torch.float64
+
+
+def test_recorder_keeps_floats_and_skips_batches_without_a_loss(learn):
+    class SkipSome(Callback):
+        def begin_batch(self):
+            if self.in_train and self.n_iter in (0, 3): raise CancelBatchException()
+    losses = []
+    class Losses(Callback):
+        _order = 5
+        def after_loss(self):
+            if self.in_train: losses.append(self.loss.item())
+    run = Runner(cb_funcs=[Recorder, SkipSome, Losses])
+    run.fit(1, learn)
+    assert run.recorder.losses == losses and all(type(v) is float for v in losses)
+    assert len(run.recorder.lrs) == len(losses) == len(learn.data.train_dl) - 2
+    run.fit(1, learn)          # the last fit only, as in the lesson
+    assert len(run.recorder.losses) == len(learn.data.train_dl) - 2
+
+
+def test_recorder_sends_in_batches_of_256_without_reading():
+    class R: pass
+    rec = Recorder()
+    rec.begin_fit()
+    assert rec._values.n_new == 0
+    for i in range(600): rec._values.add(torch.tensor(float(i)), 0.1) >= 256 and rec._values.send()
+    assert rec._values.n_new == 600 - 512 and rec.losses == [float(i) for i in range(600)]
