@@ -15,7 +15,7 @@ import numpy as np, torch
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
 # %% ../nbs/01_data.ipynb #cd132858
-def get_digits(n_train: int = 4000, copies: int = 9) -> tuple:
+def get_digits(n_train: int = 4000, copies: int = 6) -> tuple:
     "The embedded MNIST sample as `x_train, y_train, x_valid, y_valid` (784 floats in 0..1)."
     with np.load(resources.files('callbacks_widget')/'mnist_5k.npz') as d: x, y = d['x'], d['y']
     x, y = torch.from_numpy(x).float().div_(255), torch.from_numpy(y).long()

@@ -20,7 +20,7 @@ def mnist_file(tmp_path):
 
 def test_embedded_digits_look_like_mnist():
     x_train, y_train, x_valid, y_valid = get_data()
-    assert x_train.shape == (36_000, 784) and x_valid.shape == (1_000, 784)
+    assert x_train.shape == (24_000, 784) and x_valid.shape == (1_000, 784)
     assert x_train.dtype == torch.float32 and y_train.dtype == torch.int64
     assert 0 <= float(x_train.min()) and float(x_train.max()) <= 1
     assert 0.10 < float(x_valid.mean()) < 0.16  # MNIST's mean grey level is 0.13
