@@ -3,7 +3,7 @@ import pytest, torch
 import torch.nn.functional as F
 from callbacks_widget.all import *
 
-SEEDS = range(10)  # nbs/01_data.ipynb gives the distribution over 100 seeds (lowest 0.931)
+SEEDS = range(10)  # nbs/01_data.ipynb gives the distribution over 160 seeds (lowest 0.927)
 
 
 @pytest.mark.parametrize('seed', SEEDS)
