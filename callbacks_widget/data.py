@@ -24,13 +24,13 @@ def get_digits(n_train: int = 4000, copies: int = 6) -> tuple:
     return x[:n_train].repeat(copies, 1), y[:n_train].repeat(copies), x[n_train:], y[n_train:]
 
 # %% ../nbs/01_data.ipynb #a1f0c001
-try: from numpy._core import multiarray, numeric  # numpy 2 (and the aliases of numpy 1.26)
-except ImportError: from numpy.core import multiarray, numeric
+try: from numpy._core.multiarray import _reconstruct; from numpy._core.numeric import _frombuffer  # numpy 2
+except ImportError: from numpy.core.multiarray import _reconstruct; from numpy.core.numeric import _frombuffer
 
 class ArrayUnpickler(pickle.Unpickler):
     "An unpickler that builds only tuples, lists, numbers, strings and numpy arrays; it refuses any other global."
-    allowed = {**{(f'numpy.{core}.multiarray', '_reconstruct'): multiarray._reconstruct for core in ('core', '_core')},
-               **{(f'numpy.{core}.numeric', '_frombuffer'): numeric._frombuffer for core in ('core', '_core')},
+    allowed = {**{(f'numpy.{core}.multiarray', '_reconstruct'): _reconstruct for core in ('core', '_core')},
+               **{(f'numpy.{core}.numeric', '_frombuffer'): _frombuffer for core in ('core', '_core')},
                ('numpy', 'ndarray'): np.ndarray, ('numpy', 'dtype'): np.dtype, ('_codecs', 'encode'): codecs.encode}
 
     def find_class(self, module: str, name: str):
