@@ -348,13 +348,14 @@ def test_an_interrupt_in_the_live_plots_panel_refresh_says_interrupted(learn):
 
 
 EVIL = '<img src=x onerror=alert(1)>'
+HTML_DESCRIPTIONS = 'description_allow_html' not in widgets.Checkbox.class_trait_names()  # ipywidgets 7 renders them as HTML
 
 def shown_texts(w):
     "Every (widget, trait, value) of a widget tree that a front end renders as HTML or text."
     out = []
     if isinstance(w, (widgets.HTML, widgets.HTMLMath)): out.append((w, 'html', w.value))
     if getattr(w, 'description', ''):
-        as_html = panel_module._HTML_DESCRIPTIONS or getattr(w, 'description_allow_html', False)
+        as_html = HTML_DESCRIPTIONS or getattr(w, 'description_allow_html', False)
         out.append((w, 'html' if as_html else 'text', w.description))
     if isinstance(w, widgets.Label): out.append((w, 'text', w.value))
     for c in getattr(w, 'children', ()): out += shown_texts(c)
@@ -376,7 +377,7 @@ def test_user_text_in_the_panel_is_shown_as_text(learn):
         if kind == 'html': assert '<img' not in value, (w, value)
     assert html.escape(EVIL) in panel.status_text.value
     switch = panel.switches[EVIL]
-    if panel_module._HTML_DESCRIPTIONS: assert switch.description == html.escape(EVIL)   # ipywidgets 7: descriptions are HTML
+    if HTML_DESCRIPTIONS: assert switch.description == html.escape(EVIL)   # ipywidgets 7: descriptions are HTML
     else: assert switch.description == EVIL and switch.description_allow_html is False
 
 
