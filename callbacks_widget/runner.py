@@ -256,7 +256,7 @@ def _begin_fit(self, epochs: int, learn) -> None:
     "Claim the runner, check the arguments, reset the fit's state and fix its callbacks."
     with _claiming:
         if self.in_fit: raise RuntimeError("Runner.fit: this runner is already fitting (fit was called from one of its "
-                                           "callbacks or from another thread); the running fit goes on")
+                                           "callbacks or from another thread); wait for that fit to end, or use another Runner")
         self.in_fit = True
     try:
         check_fit_args(epochs, learn)
