@@ -24,12 +24,18 @@ def es_module(umd: str) -> str:
 _RENDER_JS = r"""
 const DATA = ['plot_layout', 'traces', 'batches', 'epochs', 'nonfinite'];
 
+const decoded = new WeakMap();   // per group's value: its columns as typed arrays, decoded once
+
 function column(model, ref) {
   const [group, name] = ref.split('/');
-  const v = (model.get(group) || {})[name];
-  if (!v) return [];
-  const bytes = v instanceof ArrayBuffer ? v : v.buffer.slice(v.byteOffset, v.byteOffset + v.byteLength);
-  return name === 'x' ? new Int32Array(bytes) : new Float32Array(bytes);
+  const value = model.get(group) || {};
+  if (!decoded.has(value)) decoded.set(value, {});
+  const cols = decoded.get(value), v = value[name];
+  if (!(name in cols) && v) {
+    const bytes = v instanceof ArrayBuffer ? v : v.buffer.slice(v.byteOffset, v.byteOffset + v.byteLength);
+    cols[name] = name === 'x' ? new Int32Array(bytes) : new Float32Array(bytes);
+  }
+  return cols[name] || [];
 }
 
 function zoomOf(ev) {
@@ -60,24 +66,27 @@ export default {
     const Plotly = await loadPlotly(model);
     const gd = document.createElement('div');
     el.appendChild(gd);
-    let queued = false, alive = true, hooked = false;
-    const draw = () => {
-      if (queued) return;
-      queued = true;
-      queueMicrotask(() => {
-        queued = false;
-        if (!alive) return;
+    let pending = false, busy = false, alive = true, hooked = false;
+    const redraw = async () => {
+      busy = true;
+      try { while (pending && alive) {
+        pending = false;
+        const t0 = performance.now();
         const data = model.get('traces').map((t) => ({...t, x: column(model, t.x), y: column(model, t.y)}));
-        Plotly.react(gd, data, structuredClone(model.get('plot_layout')), {displaylogo: false}).then(() => {
-          if (hooked || !alive) return;
+        await Plotly.react(gd, data, structuredClone(model.get('plot_layout')), {displaylogo: false});
+        if (!hooked) {
           hooked = true;
           gd.on('plotly_relayout', (ev) => {
             const range = zoomOf(ev);
             if (range !== undefined) model.send({event: 'zoom', range});
           });
-        });
-      });
+        }
+        // changes that arrive meanwhile are drawn together, after a pause as long as the draw:
+        // at most half of a slow page's time goes to drawing
+        await new Promise((resolve) => setTimeout(resolve, Math.max(performance.now() - t0, 20)));
+      } } finally { busy = false; }
     };
+    const draw = () => { pending = true; if (!busy) redraw(); };
     for (const name of DATA) model.on('change:' + name, draw);
     const resize = new ResizeObserver(() => { if (gd._fullLayout) Plotly.Plots.resize(gd); });
     resize.observe(el);
