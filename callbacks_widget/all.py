@@ -17,14 +17,15 @@ from .runner import *
 from .stats import *
 from .history import *
 from .panel import *
+from .figure import *
 from .liveplot import *
 from .distributed import *
 from .anneal import *
 from .early_stopping import *
 from .restart import *
-from . import core, data, learner, runner, stats, history, panel, liveplot, distributed
+from . import core, data, learner, runner, stats, history, panel, figure, liveplot, distributed
 from . import anneal, early_stopping, restart
 
 __all__ = ['partial', 'torch', 'nn', 'optim', 'F'] + [
-    n for m in (core, data, learner, runner, stats, history, panel, liveplot, distributed,
+    n for m in (core, data, learner, runner, stats, history, panel, figure, liveplot, distributed,
                 anneal, early_stopping, restart) for n in m.__all__]

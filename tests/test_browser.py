@@ -20,7 +20,10 @@ and from Python state printed by the last cell:
      during that fit, and the fit runs unchanged (avg_stats prints nothing and adds
      no metric point; the recorder, switched off during it, records every training
      batch of it, see the final check cell); after the fit the note is gone;
-  5. no JavaScript errors in the console.
+  5. JupyterLab: the notebook saved and the page reloaded (kernel still running), then the
+     notebook opened in a second tab: each view draws the widget's synced state -- every
+     training point, the validation and metric traces with their points, the fit labels;
+  6. no JavaScript errors in the console.
 
 The prelude cell prints `callbacks_widget.__file__` and the test requires it to be
 the package this pytest process imports, so running with
@@ -87,7 +90,9 @@ print('STATE', json.dumps(dict(
     history_batches=h.n_iter,
     fit_starts=h.fit_starts,
     series={n: len(h.epoch_series(n)[0]) for n in h.epoch_stats},
-    status=run.live_plot.panel.status)))
+    status=run.live_plot.panel.status,
+    live_plot_seconds=run.cb_seconds['live_plot'], fit_seconds=run.live_plot.panel._t1 - run.live_plot.panel._t0,
+    batches=run.n_batches)))
 """
 
 # Cell roles (indices into NOTEBOOK_CELLS)
@@ -106,8 +111,19 @@ COST_RE = r"\d+(\.\d+)?\s*µs/batch"
 PENDING_TEXT = "applies at next fit"
 MAX_POINTS = 1000                              # LivePlotCallback's default downsampling bound
 
+# Per trace of the first plotly graph in a cell's output: how many of its y values are finite (the
+# per-epoch traces share one x column, with NaN where an epoch lacks the stat).
+JS_FINITE = r"""
+(cellIndex) => {
+  const cell = document.querySelectorAll('.jp-Notebook .jp-Cell')[cellIndex];
+  const gd = cell && cell.querySelector('.js-plotly-plot');
+  if (!gd || !gd.data) return null;
+  return Object.fromEntries(Array.from(gd.data).map((t) => [t.name, Array.from(t.y || []).filter(Number.isFinite).length]));
+}
+"""
+
 SCREENSHOTS = Path(__file__).parent / "browser_screenshots"
-CASE_TIMEOUT = 480  # seconds, hard bound per flavor (watchdog kills browser + server)
+CASE_TIMEOUT = 660  # seconds, hard bound per flavor (watchdog kills browser + server); lab also reloads and opens a second tab
 CELL_TIMEOUT = 180  # seconds, bound for one fit cell (a shared, loaded machine can be slow)
 
 
@@ -209,6 +225,18 @@ def test_live_plot_widgets(server, browser_page):
     def traces():
         return {t["name"]: t for t in (page.evaluate(bs.JS_TRACES, C_SETUP) or [])}
 
+    def setup_text():
+        "The setup cell's output text; retried, as the widget's output can be re-rendered while read on a loaded machine."
+        for _ in range(10):
+            try:
+                return bs.output_text(page, C_SETUP)
+            except Exception:
+                time.sleep(1)
+        return bs.output_text(page, C_SETUP)
+
+    def finite():
+        return page.evaluate(JS_FINITE, C_SETUP) or {}
+
     def train_last():
         return traces()[TRACES["train"]]["last"] or 0
 
@@ -240,7 +268,8 @@ def test_live_plot_widgets(server, browser_page):
         f"the kernel imports {library}, pytest imports {callbacks_widget.__file__}")
 
     # --- setup: panel + figure rendered -----------------------------------------
-    setup_out = bs.run_cell(page, C_SETUP, timeout=CELL_TIMEOUT)
+    bs.wait_cell_done(page, C_SETUP, bs.start_cell(page, C_SETUP), timeout=CELL_TIMEOUT)
+    setup_out = setup_text()
     m = re.search(r"BATCHES (\d+) (\d+)", setup_out)
     assert m, f"setup cell: {setup_out!r}"
     n_train, n_valid = int(m.group(1)), int(m.group(2))
@@ -273,6 +302,7 @@ def test_live_plot_widgets(server, browser_page):
         f"{running_lengths} (one epoch = {n_train} batches)")
 
     # --- 2. traces, validation points, panel with costs --------------------------
+    wait_until(lambda: train_last() == e1 * n_train, 30)  # a busy page draws the last update late
     tr = traces()
     for role, name in TRACES.items():
         assert name in tr, f"no {role} trace named {name!r}; traces: {list(tr)}"
@@ -280,7 +310,7 @@ def test_live_plot_widgets(server, browser_page):
     assert valid["nx"] == valid["ny"] == e1, f"{e1} epochs, validation trace: {valid}"
     assert valid["xs"] == [float(n_train * (k + 1)) for k in range(e1)], valid
     for role in ("metric", "train_metric"):
-        assert tr[TRACES[role]]["nx"] == tr[TRACES[role]]["ny"] == e1, tr[TRACES[role]]
+        assert tr[TRACES[role]]["nx"] == tr[TRACES[role]]["ny"] == finite()[TRACES[role]] == e1, tr[TRACES[role]]
     assert e1 * n_train <= MAX_POINTS
     for role in ("train", "smoothed", "lr"):
         assert tr[TRACES[role]]["nx"] == e1 * n_train, tr[TRACES[role]]
@@ -289,7 +319,7 @@ def test_live_plot_widgets(server, browser_page):
     for name, text in rows.items():
         assert re.search(COST_RE, text), f"panel shows no cost for {name!r}: {text!r}"
     assert "always on" in rows[LOCKED], rows[LOCKED]
-    panel_text = bs.output_text(page, C_SETUP)
+    panel_text = setup_text()
     total = e1 * (n_train + n_valid)
     assert f"epoch {e1}/{e1} · batch {total}/{total}" in panel_text, panel_text
     assert "finished" in panel_text, panel_text
@@ -308,16 +338,17 @@ def test_live_plot_widgets(server, browser_page):
         assert marker not in fit2_out, (
             f"{TOGGLED} was switched off before fit 2, but fit 2 printed {marker!r}: {fit2_out!r}")
     assert f"{TOGGLED.upper()}_ENABLED False" in fit2_out, fit2_out
+    wait_until(lambda: train_last() == (e1 + e2) * n_train, 30)  # a busy page draws the last update late
     tr = traces()
     assert tr[TRACES["valid"]]["nx"] == e1 + e2, f"'valid loss' after fit 2: {tr[TRACES['valid']]}"
     for role in ("metric", "train_metric"):
-        assert tr[TRACES[role]]["nx"] == e1, (
+        assert finite()[TRACES[role]] == e1, (
             f"{TOGGLED} off, yet {TRACES[role]!r} gained a point in fit 2: {tr[TRACES[role]]}")
     assert tr[TRACES["train"]]["last"] == (e1 + e2) * n_train, tr[TRACES["train"]]
     assert "fit 2" in page.evaluate(bs.JS_ANNOTATIONS, C_SETUP)
     assert not box(TOGGLED).is_checked(), "switch no longer shows the callback off"
     assert "off" in row(TOGGLED).split(" | "), f"{TOGGLED}'s row: {row(TOGGLED)!r}"
-    assert PENDING_TEXT not in bs.output_text(page, C_SETUP)
+    assert PENDING_TEXT not in setup_text()
 
     # --- 4. click during a fit: 'applies at next fit', running fit unchanged -----
     # TOGGLED (switched off in step 3) goes back on, and TOGGLED_LIVE goes off, while
@@ -348,7 +379,7 @@ def test_live_plot_widgets(server, browser_page):
         {TOGGLED: {"note_after_s": note_seconds, "train_x_at_note": x_at_note},
          TOGGLED_LIVE: {"note_during_fit": live_note and live_note_running}}, indent=1))
     assert x_at_note < (e1 + e2 + e3) * n_train, "the note appeared only after the last batch"
-    panel_text = bs.output_text(page, C_SETUP)
+    panel_text = setup_text()
     assert PENDING_TEXT not in panel_text, f"note still shown after the fit: {panel_text!r}"
     assert "finished" in panel_text, panel_text
     assert box(TOGGLED).is_checked() and not box(TOGGLED_LIVE).is_checked()
@@ -356,10 +387,11 @@ def test_live_plot_widgets(server, browser_page):
     for marker in CALLBACK_OUTPUT_MARKERS[TOGGLED]:
         assert marker not in fit3_out, (
             f"{TOGGLED}, switched on during fit 3, joined the running fit: {fit3_out!r}")
+    wait_until(lambda: train_last() == (e1 + e2 + e3) * n_train, 30)  # a busy page draws the last update late
     tr = traces()
     assert tr[TRACES["train"]]["last"] == (e1 + e2 + e3) * n_train, tr[TRACES["train"]]
     assert tr[TRACES["valid"]]["nx"] == e1 + e2 + e3, tr[TRACES["valid"]]
-    assert tr[TRACES["metric"]]["nx"] == e1, (
+    assert finite()[TRACES["metric"]] == e1, (
         f"{TOGGLED}, switched on during fit 3, added a metric point to it: {tr[TRACES['metric']]}")
 
     # --- Python-side state ----------------------------------------------------------
@@ -368,6 +400,8 @@ def test_live_plot_widgets(server, browser_page):
     m = re.search(r"STATE (\{.*\})", check_out)
     assert m, check_out
     state = json.loads(m.group(1))
+    (SCREENSHOTS / f"{flavor}-live-plot-cost.json").write_text(json.dumps(  # the kernel's time in the live plot, fit 3
+        {k: state[k] for k in ("live_plot_seconds", "fit_seconds", "batches")}, indent=1))
     expected_enabled = {name: name != TOGGLED_LIVE for name in CALLBACKS}
     assert state["enabled"] == expected_enabled, state
     assert state["recorder_losses"] == e3 * n_train, (
@@ -379,6 +413,39 @@ def test_live_plot_widgets(server, browser_page):
                                "valid_accuracy": e1}, state
     assert state["status"] == "finished", state
 
-    # --- 5. no JavaScript errors -------------------------------------------------
+    # --- 5. a reload and a second tab draw the synced state -------------------------
+    if flavor == "lab":
+        total_train = (e1 + e2 + e3) * n_train
+        expected = {TRACES["train"]: min(total_train, MAX_POINTS), TRACES["valid"]: e1 + e2 + e3,
+                    TRACES["metric"]: e1, TRACES["train_metric"]: e1}
+
+        def drawn(p):
+            tr = {t["name"]: t for t in (p.evaluate(bs.JS_TRACES, C_SETUP) or [])}
+            fin = p.evaluate(JS_FINITE, C_SETUP) or {}
+            return ({name: fin.get(name) for name in expected}, tr.get(TRACES["train"], {}).get("last"),
+                    p.evaluate(bs.JS_ANNOTATIONS, C_SETUP))
+
+        def shows_state(p):
+            counts, last, labels = drawn(p)
+            return counts == expected and last == total_train and labels == ["fit 2", "fit 3"]
+
+        before_reload = drawn(page)
+        assert shows_state(page), before_reload
+        page.keyboard.press("Control+s")
+        assert wait_until(lambda: page.locator(".jp-mod-dirty").count() == 0, 30), "the notebook was not saved"
+        page.reload(wait_until="domcontentloaded", timeout=60_000)
+        bs.cell(page, C_SETUP).locator(".js-plotly-plot").first.wait_for(timeout=120_000)
+        assert wait_until(lambda: shows_state(page), 60), f"after a reload: {drawn(page)}; before: {before_reload}"
+        shot("reloaded")
+        second = page.context.browser.new_page(viewport={"width": 1400, "height": 1000})  # a second window
+        try:
+            second.goto(server.notebook_url("live_plot.ipynb"), wait_until="domcontentloaded", timeout=60_000)
+            bs.cell(second, C_SETUP).locator(".js-plotly-plot").first.wait_for(timeout=120_000)
+            assert wait_until(lambda: shows_state(second), 60), f"in a second tab: {drawn(second)}"
+            second.screenshot(path=str(SCREENSHOTS / f"{flavor}-{next(step):02d}-second-tab.png"), timeout=15_000)
+        finally:
+            second.close()
+
+    # --- 6. no JavaScript errors -------------------------------------------------
     (SCREENSHOTS / f"{flavor}-ignored-console-errors.json").write_text(json.dumps(ignored, indent=1))
     assert not js_errors, "JavaScript errors in the browser:\n" + "\n".join(js_errors)
