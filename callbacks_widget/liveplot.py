@@ -163,7 +163,7 @@ class LivePlotCallback(Callback):
     def after_cancel_train(self): self._cancelled = True
 
     def after_fit(self):
-        self.update()
+        self.update(wait=True)   # the fit's last batches too, also those still on their way from a GPU
         e = self.run.error
         if e is None: status = 'cancelled' if self._cancelled else 'finished'
         elif isinstance(e, KeyboardInterrupt): status = 'interrupted'
@@ -171,9 +171,9 @@ class LivePlotCallback(Callback):
         self.panel.end_fit(status)
 
 # %% ../nbs/08_liveplot.ipynb #f8a00012
-def _update(self, costs: bool = True) -> None:
-    "Redraw the figure and the panel from the history now (the panel's costs too if `costs`)."
-    self.history.flush()
+def _update(self, costs: bool = True, wait: bool = False) -> None:
+    "Redraw the figure and the panel from the history now (the panel's costs too if `costs`; on a GPU, every batch if `wait`)."
+    self.history.flush(wait)
     self._draw()
     if self.panel is not None: self.panel.refresh(costs)
     self._next = perf_counter() + self.every
@@ -251,7 +251,7 @@ WIDGET_VIEW = 'application/vnd.jupyter.widget-view+json'
 
 def save_html(self, path: Union[str, Path]) -> Path:
     "Write the figure as one standalone HTML page that fills the browser window and works offline."
-    self.update()
+    self.update(wait=True)
     fig = self.fig.figure().update_layout(height=None, autosize=True)
     path = Path(path)
     div = fig.to_html(full_html=False, include_plotlyjs=True, default_height='100vh', config=dict(responsive=True))
