@@ -152,7 +152,7 @@ def test_bf16_without_a_sync_per_training_batch():
     run, learn = cuda_fit(NoSync, MixedPrecisionCallback, Dtype)
     assert set(seen) == {torch.bfloat16}
     assert run.avg_stats.train_stats.avg_stats[0] < 2.1   # it learns: the loss starts at ln 10 = 2.3
-    assert len(run.recorder.losses) == len(learn.data.train_dl) and all(type(v) is float for v in run.recorder.losses)
+    assert len(run.recorder.losses) == 2 * len(learn.data.train_dl) and all(type(v) is float for v in run.recorder.losses)
 
 
 def test_fp16_with_a_grad_scaler():
