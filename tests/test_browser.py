@@ -134,47 +134,9 @@ def server(request, tmp_path):
 
 @pytest.fixture
 def browser_page(chromium_path, server):
-    from playwright.sync_api import sync_playwright
-    errors, ignored, console = [], [], []
-
-    def on_console(msg):
-        console.append(f"{msg.type}: {msg.text}")
-        if msg.type == "error":
-            text = f"console.error: {msg.text} @ {msg.location}"
-            (ignored if bs.is_ignored(text) else errors).append(text)
-
-    def on_pageerror(exc):
-        text = f"pageerror: {exc}\n{getattr(exc, 'stack', '')}"
-        console.append(text)
-        (ignored if bs.is_ignored(text) else errors).append(text)
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_path, args=bs.CHROMIUM_ARGS,
-                                    timeout=30_000)
-        page = None
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(30_000)
-            page.on("console", on_console)
-            page.on("pageerror", on_pageerror)
-
-            def expire():
-                try:
-                    bs.stop_server(server, grace=1)
-                finally:
-                    browser.close()
-            with bs.Watchdog(CASE_TIMEOUT, expire) as dog:
-                yield page, errors, ignored
-            assert not dog.expired, f"test case exceeded {CASE_TIMEOUT}s"
-        finally:
-            SCREENSHOTS.mkdir(exist_ok=True)
-            (SCREENSHOTS / f"{server.flavor}-console.log").write_text("\n".join(console))
-            try:
-                if page is not None and not page.is_closed():
-                    page.screenshot(path=str(SCREENSHOTS / f"{server.flavor}-99-final.png"), timeout=10_000)
-            except Exception:
-                pass
-            browser.close()
+    with bs.chromium_page(server.flavor, lambda: bs.stop_server(server, grace=1), CASE_TIMEOUT,
+                          SCREENSHOTS, chromium_path) as page_errors_ignored:
+        yield page_errors_ignored
 
 
 # ----------------------------------------------------------------------------------
