@@ -36,6 +36,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-c
 # message text plus (for page errors) the stack.
 #   - favicon requests that 404;
 #   - the JupyterLab "news"/"update check" feature (disabled anyway);
+#   - Voila: Notebook 7's lab extension, which Voila loads and which cannot work there;
 #   - Notebook 7.6.5 only: "TypeError: Cannot read properties of undefined (reading
 #     'schema')" thrown from notebook_core.*.js by the keyboard-shortcuts settings
 #     handler (`settingRegistry.pluginChanged` -> `plugins[id].schema[...]`) the first
@@ -46,6 +47,9 @@ IGNORED_CONSOLE_PATTERNS = [
     re.compile(r"jupyterlab\.github\.io|/lab/api/news", re.I),
     re.compile(r"Cannot read properties of undefined \(reading 'schema'\)"
                r"[\s\S]*/static/notebook/notebook_core\.[0-9a-f]+\.js"),
+    # Voila 0.5 loads every lab extension of the venv, Notebook 7's too, which cannot load
+    # outside Notebook 7 (module federation: "The getter for the shared module is not a function").
+    re.compile(r"RUNTIME-012[\s\S]*/voila/labextensions/@jupyter-notebook/lab-extension/"),
 ]
 
 

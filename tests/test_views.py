@@ -132,8 +132,23 @@ def assert_final_curves(tr: dict, n_train: int, epochs: int = EPOCHS):
         assert tr[name]["nx"] == tr[name]["ny"] == epochs, tr[name]
 
 
-def no_js_errors(label: str, errors: list, ignored: list):
-    (SCREENSHOTS / f"{label}-ignored-console-errors.json").write_text(json.dumps(ignored, indent=1))
+def record_failed_requests(page) -> list:
+    """The URLs of the page's requests that fail (filled in as they fail)."""
+    failed = []
+    page.on("requestfailed", lambda r: failed.append(f"{r.url} {r.failure}"))
+    return failed
+
+
+def no_js_errors(label: str, errors: list, ignored: list, failed: list, local: str):
+    """No JavaScript error, and no failed request to `local` (our server, our files).
+    Chromium logs each failed request as a console error 'Failed to load resource': those of
+    requests elsewhere (a CDN's MathJax with no network, a require.js probe) are kept apart,
+    and `failed` lists them."""
+    network = [e for e in errors if "Failed to load resource" in e]
+    (SCREENSHOTS / f"{label}-ignored-console-errors.json").write_text(
+        json.dumps({"ignored": ignored, "network": network, "failed_requests": failed}, indent=1))
+    assert not [u for u in failed if u.startswith(local)], f"requests to {local} failed: {failed}"
+    errors = [e for e in errors if e not in network]
     assert not errors, "JavaScript errors in the browser:\n" + "\n".join(errors)
 
 
@@ -172,7 +187,7 @@ def test_ipywidgets7_front_end(front_end, chromium_path, tmp_path):
     with bs.jupyter_server(flavor, root, tmp_path / "jupyter", python=str(python), start_timeout=120) as server, \
             bs.chromium_page(label, lambda: bs.stop_server(server, grace=1), CASE_TIMEOUT, SCREENSHOTS,
                              chromium_path) as (page, errors, ignored):
-        shot = screenshots(page, label)
+        shot, failed = screenshots(page, label), record_failed_requests(page)
         page.goto(server.notebook_url("live_plot.ipynb"), wait_until="domcontentloaded", timeout=60_000)
         page.locator(dom.cell).nth(len(NOTEBOOK_CELLS) - 1).wait_for(timeout=60_000)
         shot("opened")
@@ -226,7 +241,7 @@ def test_ipywidgets7_front_end(front_end, chromium_path, tmp_path):
         time.sleep(1.0)  # the kernel gets the change before the next execute request
         assert f"{TOGGLED.upper()}_ENABLED False" in bs.run_cell(page, C_CHECK, timeout=60, dom=dom)
         shot("clicked")
-        no_js_errors(label, errors, ignored)
+        no_js_errors(label, errors, ignored, failed, server.base)
 
 
 # ----------------------------------------------------------------------------------
@@ -244,7 +259,7 @@ def test_voila(chromium_path, tmp_path):
                            start_timeout=120) as server, \
             bs.chromium_page(label, lambda: bs.stop_server(server, grace=1), CASE_TIMEOUT, SCREENSHOTS,
                              chromium_path) as (page, errors, ignored):
-        shot = screenshots(page, label)
+        shot, failed = screenshots(page, label), record_failed_requests(page)
         page.goto(server.notebook_url("live_plot.ipynb"), wait_until="domcontentloaded",
                   timeout=CELL_TIMEOUT * 1000)
         text = wait_until(lambda: (t := page.inner_text("body")) and "KERNEL_PID" in t and t, CELL_TIMEOUT)
@@ -258,7 +273,7 @@ def test_voila(chromium_path, tmp_path):
         shot("shown")
         assert "finished" in page.inner_text("body"), page.inner_text("body")
         assert_final_curves(traces(page, ["body", 0]), n_train)
-        no_js_errors(label, errors, ignored)
+        no_js_errors(label, errors, ignored, failed, server.base)
 
 
 # ----------------------------------------------------------------------------------
@@ -332,16 +347,19 @@ def test_saved_widget_state_html(chromium_path, tmp_path):
         return route.fulfill(status=200, path=str(f), **({"content_type": kind} if kind else {}))
 
     with bs.chromium_page(label, lambda: None, CASE_TIMEOUT, SCREENSHOTS, chromium_path) as (page, errors, ignored):
-        shot = screenshots(page, label)
+        shot, failed = screenshots(page, label), record_failed_requests(page)
         page.route("**/*", answer)
-        page.goto(PAGE_URL, wait_until="load", timeout=60_000)
-        page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
-        wait_until(lambda: traces(page, ["body", 0])[TRAIN]["nx"] > 0, 30)
-        shot("shown")
-        (SCREENSHOTS / f"{label}-requests.json").write_text(json.dumps({"served": served, "blocked": blocked}, indent=1))
+        try:
+            page.goto(PAGE_URL, wait_until="load", timeout=60_000)
+            assert wait_until(lambda: page.locator(".js-plotly-plot").count(), 60), "no plotly graph in the page"
+            wait_until(lambda: traces(page, ["body", 0])[TRAIN]["nx"] > 0, 30)
+            shot("shown")
+        finally:
+            (SCREENSHOTS / f"{label}-requests.json").write_text(
+                json.dumps({"served": served, "blocked": blocked}, indent=1))
         assert any("html-manager" in u for u in served), served
         assert_final_curves(traces(page, ["body", 0]), n_train)
         assert "finished" in page.inner_text("body")
         widget_requests = [u for u in blocked if urlparse(u).hostname in CDN_HOSTS]
         assert not widget_requests, f"widget modules asked for that the local npm cache lacks: {widget_requests}"
-        no_js_errors(label, errors, ignored)
+        no_js_errors(label, errors, ignored, failed, PAGE_URL)
