@@ -416,7 +416,8 @@ def row_text(page, cell_index: int, description: str, dom: Dom = LAB) -> str:
 # selector (e.g. [CLASSIC.cell, 2], or ['body', 0] for a page with one graph).
 # `gd.data[i].x` can be a plain array, a typed array, or a plotly.js "typed array spec"
 # ({dtype, bdata, shape}); `gd._fullData[i]._length` is plotly's own count of drawn points.
-# `last` is the last x value and `xs` every x value of traces with at most 50 points.
+# `last` is the last x value and `xs` every x value of traces with at most 50 points; `fy`
+# counts the finite y values (traces that share an x column have NaN where they lack a point).
 JS_TRACES = r"""
 (where) => {
   const [sel, idx] = Array.isArray(where) ? where : ['.jp-Notebook .jp-Cell', where];
@@ -449,7 +450,7 @@ JS_TRACES = r"""
   return Array.from(gd.data).map((t, k) => {
     const x = arr(t.x);
     return {
-      name: t.name, nx: len(t.x), ny: len(t.y),
+      name: t.name, nx: len(t.x), ny: len(t.y), fy: Array.from(arr(t.y)).filter(Number.isFinite).length,
       last: x.length ? Number(x[x.length - 1]) : null,
       xs: x.length <= 50 ? Array.from(x, Number) : null,
       drawn: gd._fullData && gd._fullData[k] ? gd._fullData[k]._length : null,

@@ -125,11 +125,11 @@ def traces(page, where) -> dict:
 def assert_final_curves(tr: dict, n_train: int, epochs: int = EPOCHS):
     """Every batch of the fit on the train-loss trace, one point per epoch on each metric trace."""
     assert TRAIN in tr, f"no {TRAIN!r} trace; traces: {list(tr)}"
-    assert tr[TRAIN]["nx"] == tr[TRAIN]["ny"] == tr[TRAIN]["drawn"] == epochs * n_train, tr[TRAIN]
+    assert tr[TRAIN]["nx"] == tr[TRAIN]["fy"] == tr[TRAIN]["drawn"] == epochs * n_train, tr[TRAIN]
     assert tr[TRAIN]["last"] == epochs * n_train, tr[TRAIN]
     for name in METRICS:
         assert name in tr, f"no {name!r} trace; traces: {list(tr)}"
-        assert tr[name]["nx"] == tr[name]["ny"] == epochs, tr[name]
+        assert tr[name]["fy"] == epochs, tr[name]
 
 
 def record_failed_requests(page) -> list:
