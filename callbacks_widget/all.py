@@ -17,9 +17,10 @@ from .runner import *
 from .stats import *
 from .history import *
 from .panel import *
+from .figure import *
 from .liveplot import *
 from .distributed import *
-from . import core, data, learner, runner, stats, history, panel, liveplot, distributed
+from . import core, data, learner, runner, stats, history, panel, figure, liveplot, distributed
 
 __all__ = ['partial', 'torch', 'nn', 'optim', 'F'] + [
-    n for m in (core, data, learner, runner, stats, history, panel, liveplot, distributed) for n in m.__all__]
+    n for m in (core, data, learner, runner, stats, history, panel, figure, liveplot, distributed) for n in m.__all__]

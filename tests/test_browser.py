@@ -20,7 +20,10 @@ and from Python state printed by the last cell:
      during that fit, and the fit runs unchanged (avg_stats prints nothing and adds
      no metric point; the recorder, switched off during it, records every training
      batch of it, see the final check cell); after the fit the note is gone;
-  5. no JavaScript errors in the console.
+  5. JupyterLab: the notebook saved and the page reloaded (kernel still running), then the
+     notebook opened in a second tab: each view draws the widget's synced state -- every
+     training point, the validation and metric traces with their points, the fit labels;
+  6. no JavaScript errors in the console.
 
 The prelude cell prints `callbacks_widget.__file__` and the test requires it to be
 the package this pytest process imports, so running with
@@ -106,6 +109,17 @@ COST_RE = r"\d+(\.\d+)?\s*µs/batch"
 PENDING_TEXT = "applies at next fit"
 MAX_POINTS = 1000                              # LivePlotCallback's default downsampling bound
 
+# Per trace of the first plotly graph in a cell's output: how many of its y values are finite (the
+# per-epoch traces share one x column, with NaN where an epoch lacks the stat).
+JS_FINITE = r"""
+(cellIndex) => {
+  const cell = document.querySelectorAll('.jp-Notebook .jp-Cell')[cellIndex];
+  const gd = cell && cell.querySelector('.js-plotly-plot');
+  if (!gd || !gd.data) return null;
+  return Object.fromEntries(Array.from(gd.data).map((t) => [t.name, Array.from(t.y || []).filter(Number.isFinite).length]));
+}
+"""
+
 SCREENSHOTS = Path(__file__).parent / "browser_screenshots"
 CASE_TIMEOUT = 480  # seconds, hard bound per flavor (watchdog kills browser + server)
 CELL_TIMEOUT = 180  # seconds, bound for one fit cell (a shared, loaded machine can be slow)
@@ -170,6 +184,9 @@ def test_live_plot_widgets(server, browser_page):
 
     def traces():
         return {t["name"]: t for t in (page.evaluate(bs.JS_TRACES, C_SETUP) or [])}
+
+    def finite():
+        return page.evaluate(JS_FINITE, C_SETUP) or {}
 
     def train_last():
         return traces()[TRACES["train"]]["last"] or 0
@@ -242,7 +259,7 @@ def test_live_plot_widgets(server, browser_page):
     assert valid["nx"] == valid["ny"] == e1, f"{e1} epochs, validation trace: {valid}"
     assert valid["xs"] == [float(n_train * (k + 1)) for k in range(e1)], valid
     for role in ("metric", "train_metric"):
-        assert tr[TRACES[role]]["nx"] == tr[TRACES[role]]["ny"] == e1, tr[TRACES[role]]
+        assert tr[TRACES[role]]["nx"] == tr[TRACES[role]]["ny"] == finite()[TRACES[role]] == e1, tr[TRACES[role]]
     assert e1 * n_train <= MAX_POINTS
     for role in ("train", "smoothed", "lr"):
         assert tr[TRACES[role]]["nx"] == e1 * n_train, tr[TRACES[role]]
@@ -273,7 +290,7 @@ def test_live_plot_widgets(server, browser_page):
     tr = traces()
     assert tr[TRACES["valid"]]["nx"] == e1 + e2, f"'valid loss' after fit 2: {tr[TRACES['valid']]}"
     for role in ("metric", "train_metric"):
-        assert tr[TRACES[role]]["nx"] == e1, (
+        assert finite()[TRACES[role]] == e1, (
             f"{TOGGLED} off, yet {TRACES[role]!r} gained a point in fit 2: {tr[TRACES[role]]}")
     assert tr[TRACES["train"]]["last"] == (e1 + e2) * n_train, tr[TRACES["train"]]
     assert "fit 2" in page.evaluate(bs.JS_ANNOTATIONS, C_SETUP)
@@ -321,7 +338,7 @@ def test_live_plot_widgets(server, browser_page):
     tr = traces()
     assert tr[TRACES["train"]]["last"] == (e1 + e2 + e3) * n_train, tr[TRACES["train"]]
     assert tr[TRACES["valid"]]["nx"] == e1 + e2 + e3, tr[TRACES["valid"]]
-    assert tr[TRACES["metric"]]["nx"] == e1, (
+    assert finite()[TRACES["metric"]] == e1, (
         f"{TOGGLED}, switched on during fit 3, added a metric point to it: {tr[TRACES['metric']]}")
 
     # --- Python-side state ----------------------------------------------------------
@@ -341,6 +358,39 @@ def test_live_plot_widgets(server, browser_page):
                                "valid_accuracy": e1}, state
     assert state["status"] == "finished", state
 
-    # --- 5. no JavaScript errors -------------------------------------------------
+    # --- 5. a reload and a second tab draw the synced state -------------------------
+    if flavor == "lab":
+        total_train = (e1 + e2 + e3) * n_train
+        expected = {TRACES["train"]: min(total_train, MAX_POINTS), TRACES["valid"]: e1 + e2 + e3,
+                    TRACES["metric"]: e1, TRACES["train_metric"]: e1}
+
+        def drawn(p):
+            tr = {t["name"]: t for t in (p.evaluate(bs.JS_TRACES, C_SETUP) or [])}
+            fin = p.evaluate(JS_FINITE, C_SETUP) or {}
+            return ({name: fin.get(name) for name in expected}, tr.get(TRACES["train"], {}).get("last"),
+                    p.evaluate(bs.JS_ANNOTATIONS, C_SETUP))
+
+        def shows_state(p):
+            counts, last, labels = drawn(p)
+            return counts == expected and last == total_train and labels == ["fit 2", "fit 3"]
+
+        before_reload = drawn(page)
+        assert shows_state(page), before_reload
+        page.keyboard.press("Control+s")
+        assert wait_until(lambda: page.locator(".jp-mod-dirty").count() == 0, 30), "the notebook was not saved"
+        page.reload(wait_until="domcontentloaded", timeout=60_000)
+        bs.cell(page, C_SETUP).locator(".js-plotly-plot").first.wait_for(timeout=120_000)
+        assert wait_until(lambda: shows_state(page), 60), f"after a reload: {drawn(page)}; before: {before_reload}"
+        shot("reloaded")
+        second = page.context.new_page()
+        try:
+            second.goto(server.notebook_url("live_plot.ipynb"), wait_until="domcontentloaded", timeout=60_000)
+            bs.cell(second, C_SETUP).locator(".js-plotly-plot").first.wait_for(timeout=120_000)
+            assert wait_until(lambda: shows_state(second), 60), f"in a second tab: {drawn(second)}"
+            second.screenshot(path=str(SCREENSHOTS / f"{flavor}-{next(step):02d}-second-tab.png"), timeout=15_000)
+        finally:
+            second.close()
+
+    # --- 6. no JavaScript errors -------------------------------------------------
     (SCREENSHOTS / f"{flavor}-ignored-console-errors.json").write_text(json.dumps(ignored, indent=1))
     assert not js_errors, "JavaScript errors in the browser:\n" + "\n".join(js_errors)

@@ -1,0 +1,193 @@
+"The live figure as synced state: bounds, messages from the browser, faults in a redraw, escaping, display."
+import gc, math, sys, tracemalloc
+from functools import partial
+import numpy as np, pytest
+from callbacks_widget.all import *
+from conftest import make_learner
+
+
+def zoom(fig, content):
+    "Deliver `content` to `fig` as the comm delivers a custom message from the browser."
+    fig._handle_msg({'content': {'data': {'method': 'custom', 'content': content}}, 'buffers': []})
+
+
+def live_runner(*extra, **kw):
+    return Runner(cb_funcs=[partial(AvgStatsCallback, accuracy), *extra, partial(LivePlotCallback, **kw)])
+
+
+def fill_batches(h, n, rng=np.random.default_rng(0)):
+    for v in (1 + rng.random(n)).tolist(): h.add_batch(v, 0.1)
+    h.flush()
+
+
+BAD_MESSAGES = [
+    None, 'zoom', 42, [], {}, {'event': 'zoom'}, {'range': [1, 2]}, {'event': 'pan', 'range': [1, 2]},
+    {'event': 'zoom', 'range': [1, 2], 'extra': 1}, {'event': 'zoom', 'range': [float('nan'), 5]},
+    {'event': 'zoom', 'range': [1, float('inf')]}, {'event': 'zoom', 'range': ['1', '5']}, {'event': 'zoom', 'range': '1,5'},
+    {'event': 'zoom', 'range': [5, 1]}, {'event': 'zoom', 'range': [3, 3]}, {'event': 'zoom', 'range': [-1e300, 1e300]},
+    {'event': 'zoom', 'range': [1, 2, 3]}, {'event': 'zoom', 'range': [True, 5]}, {'event': 'zoom', 'range': [None, 5]},
+    {'event': 'zoom', 'range': {'lo': 1, 'hi': 5}}, {'event': ['zoom'], 'range': None}]
+
+
+def test_bad_front_end_messages_change_nothing_and_print_nothing(capsys):
+    cb = LivePlotCallback(max_points=100)
+    fill_batches(cb.history, 1_000)
+    cb.update()
+    zoom(cb.fig, {'event': 'zoom', 'range': [100, 300]})
+    sent = record_messages(cb.fig)
+    before = cb.fig.get_state()
+    for msg in BAD_MESSAGES: zoom(cb.fig, msg)
+    cb.fig._handle_msg({'content': {'data': {'method': 'update', 'state': {'batches': {}, 'plot_layout': 'x'}, 'buffer_paths': []}}})
+    assert cb.fig.get_state() == before and cb.fig.x_range == (100., 300.)
+    assert sent.messages == [] and capsys.readouterr() == ('', '')
+    zoom(cb.fig, {'event': 'zoom', 'range': None})   # a good one still works after them
+    assert cb.fig.x_range == () and cb.fig.column('batches/x')[-1] == 1_000
+
+
+def test_zoom_reaggregates_every_trace_and_marks():
+    cb = LivePlotCallback(max_points=50)
+    h = cb.history
+    for fit in range(4):
+        h.begin_fit()
+        for e in range(100):
+            fill_batches(h, 10)
+            h.add_epoch(e, valid_loss=1. + e % 3, train_accuracy=0.5)
+    cb.update()
+    assert len(cb.fig.column('epochs/x')) <= 50 and len(cb.fig.column('batches/x')) <= 50
+    zoom(cb.fig, {'event': 'zoom', 'range': [1_000, 1_200]})
+    x = cb.fig.column('epochs/x')
+    assert x.tolist() == list(range(990, 1_220, 10))   # the epochs in view and one on each side
+    assert [a['text'] for a in cb.fig.plot_layout['annotations']] == ['fit 2']
+
+
+def test_every_trace_is_bounded_over_100k_one_batch_epochs():
+    cb = LivePlotCallback()
+    sent = record_messages(cb.fig)
+    h = cb.history
+    h.begin_fit()
+    for e in range(100_000):
+        h.add_batch(1. + (e % 10) / 10, 0.1)
+        h.add_epoch(e, valid_loss=2. if e == 77_777 else 1., train_accuracy=0.5, valid_accuracy=0.6)
+    sent.messages.clear()
+    cb.update()
+    for e in range(100_000, 100_010):
+        h.add_batch(1., 0.1); h.add_epoch(e, valid_loss=1., train_accuracy=0.5, valid_accuracy=0.6); cb.update()
+    assert max(sent.sizes) <= 64_000, sent.sizes
+    fig = cb.fig.figure()
+    assert all(len(t.x) <= cb.max_points for t in fig.data), [len(t.x) for t in fig.data]
+    assert max(fig.data[VALID].y) == 2.   # the spike of one epoch is kept
+    assert fig.data[VALID].x[-1] == 100_010
+
+
+def test_fit_markers_are_bounded_after_20000_fits():
+    cb = LivePlotCallback()
+    sent = record_messages(cb.fig)
+    h = cb.history
+    for _ in range(20_000):
+        h.begin_fit(); h.add_batch(1., 0.1); h.flush()
+    sent.messages.clear()
+    cb.update()
+    h.begin_fit(); h.add_batch(1., 0.1)
+    cb.update()
+    assert max(sent.sizes) <= 64_000, sent.sizes
+    layout = cb.fig.figure().layout
+    assert layout.shapes[0].path.count('M') == FIT_LINES
+    xs = [a.x for a in layout.annotations]
+    assert layout.annotations[-1].text == 'fit 20001' and len(xs) <= FIT_LABELS
+    assert min(np.diff(xs)) >= h.n_iter / FIT_LABELS   # labels never overlap when zoomed out
+
+
+def record_bytes(h) -> int:
+    "Bytes of the history's per-epoch records (one dict per epoch, its keys and values) and its fit starts."
+    return (sum(sys.getsizeof(d) + sum(sys.getsizeof(k) + sys.getsizeof(v) for k, v in d.items()) + 8 for d in h.epochs)
+            + sum(sys.getsizeof(s) + 8 for s in h.fit_starts))
+
+
+def test_memory_per_fit_stays_under_1kb():
+    learn = make_learner(n_train=32, n_valid=32)
+    run = Runner(cb_funcs=partial(LivePlotCallback, every=3600))
+    h = run.live_plot.history
+    fill_batches(h, 3_000)
+    for _ in range(30): run.fit(1, learn)   # caches (traitlets', numpy's) fill during the first fits
+    gc.collect()
+    tracemalloc.start()
+    m0, h0, r0 = tracemalloc.get_traced_memory()[0], h.nbytes + run.live_plot._epochs.nbytes, record_bytes(h)
+    for _ in range(100): run.fit(1, learn)
+    gc.collect()
+    m1, h1, r1 = tracemalloc.get_traced_memory()[0], h.nbytes + run.live_plot._epochs.nbytes, record_bytes(h)
+    tracemalloc.stop()
+    assert ((m1 - m0) - (h1 - h0) - (r1 - r0)) / 100 < 1_000, ((m1 - m0) / 100, (h1 - h0) / 100, (r1 - r0) / 100)
+
+
+@pytest.mark.parametrize('beta', [1.0, 1.5, -0.1, float('nan'), 'x', None, True])
+def test_bad_beta_is_refused(beta):
+    with pytest.raises(ValueError, match=r'beta must be a number with 0 <= beta < 1'):
+        LivePlotCallback(beta=beta)
+
+
+def test_one_live_plot_for_two_runners_is_refused(learn):
+    lp = LivePlotCallback()
+    run = Runner(cbs=[lp])
+    with pytest.raises(ValueError, match='already draws Runner.*give each Runner its own'):
+        Runner(cbs=[lp])
+    run.fit(1, learn)   # the first runner is unharmed
+    assert lp.panel.run is run and lp.panel.status == 'finished'
+
+
+def test_ctrl_c_in_a_redraw_leaves_the_figure_consistent(learn):
+    run = live_runner(every=3600)
+    lp = run.live_plot
+    hits = []
+    def interrupt(change):   # lands between two of the redraw's trait assignments, at the first epoch's end
+        if not hits and lp.history.epochs: hits.append(1); raise KeyboardInterrupt
+    lp.fig.observe(interrupt, 'epochs')
+    with pytest.raises(KeyboardInterrupt): run.fit(2, learn)
+    assert hits and lp.panel.status == 'interrupted'
+    n = lp.history.n_iter
+    assert lp.fig.column('batches/x')[-1] == n == len(learn.data.train_dl)   # after_fit's redraw completed it
+    assert lp.fig.column('epochs/x').tolist() == [e['iteration'] for e in lp.history.epochs]
+    run.fit(1, learn)
+    assert lp.panel.status == 'finished'
+    assert lp.fig.column('batches/x')[-1] == 2 * len(learn.data.train_dl)
+    assert len(lp.fig.column('epochs/x')) == 2 and len(lp.fig.column('epochs/s0')) == 2
+
+
+def test_batch_without_a_loss_adds_no_point(learn):
+    class CancelThird(Callback):
+        _order = -1
+        def begin_batch(self):
+            if self.in_train and self.n_iter == 3:
+                self.run.loss = None   # what the runner holds for a batch that ended before its loss (issue 12.4)
+                raise CancelBatchException()
+    run = live_runner(CancelThird)
+    run.fit(1, learn)
+    assert run.live_plot.history.n_iter == len(learn.data.train_dl) - 1
+
+
+def test_user_text_is_escaped_in_legend_and_html(learn, tmp_path):
+    evil = '<img src=x onerror=alert(1)>'
+    def metric(out, yb): return accuracy(out, yb)
+    metric.__name__ = evil
+    run = Runner(cb_funcs=[partial(AvgStatsCallback, metric), LivePlotCallback])
+    run.fit(1, learn)
+    names = [t['name'] for t in run.live_plot.fig.traces]
+    assert 'valid_&lt;img src=x onerror=alert(1)&gt;' in names and not any('<' in n for n in names)
+    page = run.live_plot.save_html(tmp_path / 'p.html').read_text()
+    assert '<img' not in page and 'valid_&lt;img src=x onerror=alert(1)&gt;' in page
+
+
+def test_display_bundle_is_a_widget_view_of_panel_and_figure():
+    run = Runner(cb_funcs=LivePlotCallback)
+    bundle = run.live_plot._repr_mimebundle_()
+    view = bundle['application/vnd.jupyter.widget-view+json']
+    assert view['version_major'] == 2 and view['model_id'] == run.live_plot.widget.model_id
+    assert run.live_plot.widget.children == (run.live_plot.panel.widget, run.live_plot.fig)
+    assert bundle['text/plain'].startswith('LivePlotCallback(')
+
+
+def test_standalone_page_fills_the_window(tmp_path, learn):
+    run = live_runner()
+    run.fit(1, learn)
+    page = run.live_plot.save_html(tmp_path / 'p.html').read_text()
+    assert 'height:100vh' in page.replace(' ', '') and '"height":560' not in page
+    assert 'train_accuracy' in page and '<script src="http' not in page
