@@ -385,8 +385,8 @@ def run_cell(page, i: int, timeout: float = 60, dom: Dom = LAB) -> str:
 
 
 def output_text(page, i: int, dom: Dom = LAB) -> str:
-    outs = cell(page, i, dom).locator(dom.output)
-    return "\n".join(outs.nth(k).inner_text(timeout=5_000) for k in range(outs.count()))
+    # one read of every output: a front end may replace an output while it is read
+    return "\n".join(cell(page, i, dom).locator(dom.output).all_inner_texts())
 
 
 def checkbox(page, cell_index: int, description: str, dom: Dom = LAB):

@@ -61,16 +61,20 @@ print('LIBRARY', callbacks_widget.__file__)
 print('IPYWIDGETS', ipywidgets.__version__)
 """
 
+# The demo's learner, built here rather than by `demo_setup`, whose runner would add a second
+# live plot to the page and to the saved widget state.
 SETUP = """\
 import time
 from callbacks_widget.all import *
-from callbacks_widget.demo import demo_setup
 
 class Slow(Callback):
     "10 ms per batch: a fit lasts long enough to watch it redraw."
     def after_batch(self): time.sleep(0.01)
 
-_, learn = demo_setup()
+torch.manual_seed(0)
+x_train, y_train, x_valid, y_valid = get_data()
+data = DataBunch(*get_dls(Dataset(x_train, y_train), Dataset(x_valid, y_valid), 64), c=int(y_train.max()) + 1)
+learn = Learner(*get_model(data, lr=0.5), F.cross_entropy, data)
 run = Runner(cb_funcs=[partial(AvgStatsCallback, accuracy), Slow, partial(LivePlotCallback, every=0.2)])
 print('BATCHES', len(learn.data.train_dl), len(learn.data.valid_dl))
 run.live_plot
