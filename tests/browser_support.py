@@ -27,6 +27,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 CHROMIUM = os.environ.get("CALLBACKS_WIDGET_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
                  "--disable-gpu", "--no-first-run", "--disable-sync"]
@@ -51,6 +53,15 @@ IGNORED_CONSOLE_PATTERNS = [
     # outside Notebook 7 (module federation: "The getter for the shared module is not a function").
     re.compile(r"RUNTIME-012[\s\S]*/voila/labextensions/@jupyter-notebook/lab-extension/"),
 ]
+
+
+@pytest.fixture(scope="module")
+def chromium_path():
+    """The system Chromium; a browser test fails (is not skipped) without it."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} not found: the browser tests need Debian's chromium "
+                    "(apt-get install -y chromium) -- they are not skipped on purpose.")
+    return CHROMIUM
 
 
 def is_ignored(text: str) -> bool:
@@ -382,6 +393,19 @@ def run_cell(page, i: int, timeout: float = 60, dom: Dom = LAB) -> str:
     before = start_cell(page, i, dom=dom)
     wait_cell_done(page, i, before, timeout, dom)
     return output_text(page, i, dom)
+
+
+def run_first_cell(page, i: int, marker: str, server: JupyterServer, timeout: float = 120, dom: Dom = LAB) -> str:
+    """Run cell i, again until its output holds `marker` (the first Ctrl+Enter may arrive
+    before the kernel is connected); its output."""
+    out, deadline = "", time.monotonic() + timeout
+    while marker not in out and time.monotonic() < deadline:
+        try:
+            out = run_cell(page, i, timeout=30, dom=dom)
+        except TimeoutError:
+            out = ""
+    assert marker in out, f"cell {i} gave no {marker!r}: {out!r}\n{server.log_tail()}"
+    return out
 
 
 def output_text(page, i: int, dom: Dom = LAB) -> str:

@@ -45,6 +45,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 import browser_support as bs  # noqa: E402
+from browser_support import chromium_path  # noqa: E402,F401 -- a fixture
 
 pytestmark = pytest.mark.browser
 
@@ -129,14 +130,6 @@ CELL_TIMEOUT = 180  # seconds, bound for one fit cell (a shared, loaded machine 
 # Fixtures
 # ----------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def chromium_path():
-    if not Path(bs.CHROMIUM).exists():
-        pytest.fail(f"{bs.CHROMIUM} not found: the browser test needs Debian's chromium "
-                    "(apt-get install -y chromium) -- it is not skipped on purpose.")
-    return bs.CHROMIUM
-
-
 @pytest.fixture(params=["lab", "notebook"])
 def server(request, tmp_path):
     root = tmp_path / "root"
@@ -202,15 +195,7 @@ def test_live_plot_widgets(server, browser_page):
     shot("opened")
 
     # --- kernel is the venv's python, and imports the package pytest imports -----
-    out = ""
-    deadline = time.monotonic() + 90
-    while "KERNEL_PYTHON" not in out and time.monotonic() < deadline:
-        # the first Ctrl+Enter may arrive before the kernel is connected; retry
-        try:
-            out = bs.run_cell(page, C_PRELUDE, timeout=30)
-        except TimeoutError:
-            out = ""
-    assert "KERNEL_PYTHON" in out, f"prelude cell gave no output: {out!r}\n{server.log_tail()}"
+    out = bs.run_first_cell(page, C_PRELUDE, "KERNEL_PYTHON", server, timeout=90)
     kernel_python = re.search(r"KERNEL_PYTHON (\S+)", out).group(1)
     server.kernel_pids.append(int(re.search(r"KERNEL_PID (\d+)", out).group(1)))
     assert Path(kernel_python).parent == Path(sys.executable).parent, (kernel_python, sys.executable)

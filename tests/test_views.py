@@ -37,6 +37,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 import browser_support as bs  # noqa: E402
+from browser_support import chromium_path  # noqa: E402,F401 -- a fixture
 
 pytestmark = pytest.mark.browser
 
@@ -93,14 +94,6 @@ TOGGLED = "avg_stats"
 # ----------------------------------------------------------------------------------
 # Helpers
 # ----------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def chromium_path():
-    if not Path(bs.CHROMIUM).exists():
-        pytest.fail(f"{bs.CHROMIUM} not found: the browser tests need Debian's chromium "
-                    "(apt-get install -y chromium) -- they are not skipped on purpose.")
-    return bs.CHROMIUM
-
 
 def needs(path: Path, what: str) -> Path:
     if not path.exists():
@@ -197,14 +190,7 @@ def test_ipywidgets7_front_end(front_end, chromium_path, tmp_path):
         shot("opened")
 
         # the kernel is the ipywidgets-7 venv's, importing our package
-        out = ""
-        deadline = time.monotonic() + 120
-        while "KERNEL_PYTHON" not in out and time.monotonic() < deadline:
-            try:  # the first Ctrl+Enter may arrive before the kernel is connected; retry
-                out = bs.run_cell(page, C_PRELUDE, timeout=30, dom=dom)
-            except TimeoutError:
-                out = ""
-        assert "KERNEL_PYTHON" in out, f"prelude cell gave no output: {out!r}\n{server.log_tail()}"
+        out = bs.run_first_cell(page, C_PRELUDE, "KERNEL_PYTHON", server, dom=dom)
         server.kernel_pids.append(int(re.search(r"KERNEL_PID (\d+)", out).group(1)))
         assert Path(re.search(r"KERNEL_PYTHON (\S+)", out).group(1)).parent == python.parent, out
         assert re.search(r"IPYWIDGETS 7\.", out), out
