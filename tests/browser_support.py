@@ -389,9 +389,14 @@ def wait_cell_done(page, i: int, before: str, timeout: float = 60, dom: Dom = LA
     raise TimeoutError(f"cell {i} still not finished after {timeout}s (prompt {prompt(page, i, dom)!r})")
 
 
-def run_cell(page, i: int, timeout: float = 60, dom: Dom = LAB) -> str:
+def run_cell(page, i: int, timeout: float = 60, dom: Dom = LAB, expect: str | None = None) -> str:
+    """Run cell i; its output text, once it holds `expect` (within 30 s more): the prompt can
+    show the cell done before its output is drawn (the reply and the output travel apart)."""
     before = start_cell(page, i, dom=dom)
     wait_cell_done(page, i, before, timeout, dom)
+    deadline = time.monotonic() + 30
+    while expect and expect not in output_text(page, i, dom) and time.monotonic() < deadline:
+        time.sleep(0.1)
     return output_text(page, i, dom)
 
 
@@ -401,7 +406,7 @@ def run_first_cell(page, i: int, marker: str, server: JupyterServer, timeout: fl
     out, deadline = "", time.monotonic() + timeout
     while marker not in out and time.monotonic() < deadline:
         try:
-            out = run_cell(page, i, timeout=30, dom=dom)
+            out = run_cell(page, i, timeout=30, dom=dom, expect=marker)
         except TimeoutError:
             out = ""
     assert marker in out, f"cell {i} gave no {marker!r}: {out!r}\n{server.log_tail()}"

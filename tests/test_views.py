@@ -197,7 +197,7 @@ def test_ipywidgets7_front_end(front_end, chromium_path, tmp_path):
         library_is_ours(out)
 
         # `run.live_plot` as the last expression: panel and figure
-        setup_out = bs.run_cell(page, C_SETUP, timeout=CELL_TIMEOUT, dom=dom)
+        setup_out = bs.run_cell(page, C_SETUP, timeout=CELL_TIMEOUT, dom=dom, expect="BATCHES")
         shot("setup")
         assert "Error" not in setup_out, f"the setup cell failed:\n{setup_out}"
         n_train = int(re.search(r"BATCHES (\d+) (\d+)", setup_out).group(1))
@@ -223,13 +223,14 @@ def test_ipywidgets7_front_end(front_end, chromium_path, tmp_path):
         assert len(seen) >= 2, f"while the fit ran, {TRAIN!r} showed these point counts only: {sorted(seen)}"
         assert wait_until(lambda: traces(page, where)[TRAIN]["nx"] == EPOCHS * n_train, 30), traces(page, where)
         assert_final_curves(traces(page, where), n_train)
-        assert "finished" in bs.output_text(page, C_SETUP, dom)
+        assert wait_until(lambda: "finished" in bs.output_text(page, C_SETUP, dom), 30), bs.output_text(page, C_SETUP, dom)
 
         # a click on a switch reaches Python
         bs.checkbox(page, C_SETUP, TOGGLED, dom).click()
         assert not bs.checkbox(page, C_SETUP, TOGGLED, dom).is_checked()
         time.sleep(1.0)  # the kernel gets the change before the next execute request
-        assert f"{TOGGLED.upper()}_ENABLED False" in bs.run_cell(page, C_CHECK, timeout=60, dom=dom)
+        assert f"{TOGGLED.upper()}_ENABLED False" in bs.run_cell(page, C_CHECK, timeout=60, dom=dom,
+                                                                 expect="_ENABLED")
         shot("clicked")
         no_js_errors(label, errors, ignored, failed, server.base)
 
