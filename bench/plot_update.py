@@ -6,7 +6,8 @@ length with `add_batch` + `flush`. Each timed update follows a few new batches (
 data changes between updates; an update with nothing new sends nothing) and 20 real training steps
 (so the update finds the caches as training leaves them, not as the garbage collector's pass before
 them would). Messages are recorded
-through the widget comms of the figure and of every panel widget with `record_messages`.
+through the widget comms of the figure (a `LiveFigure`: the points travel as binary columns in its
+synced state) and of every panel widget with `record_messages`.
 
     python bench/plot_update.py [--quick] [--json PATH]
 
@@ -90,7 +91,7 @@ def record_bytes(h) -> int:
 def repeated_fits(data, fits: int = 30) -> dict:
     """Memory kept per extra fit (tracemalloc) by a runner with the live plot, beyond the history's arrays and
     its one record per epoch. The history is first filled past `max_points`, so the traces' size no longer grows; the first
-    `fits` fits fill caches (plotly's, traitlets'), the next `fits` are measured."""
+    `fits` fits fill caches (traitlets', numpy's), the next `fits` are measured."""
     learn, run = make_learner(data), live_runner()
     sink, h = io.StringIO(), run.live_plot.history
     def fit():
@@ -99,12 +100,13 @@ def repeated_fits(data, fits: int = 30) -> dict:
     fit()
     fill(h, 2 * run.live_plot.max_points, np.random.default_rng(0))
     tracemalloc.start()
-    for _ in range(fits): fit()   # caches (plotly's, traitlets') fill during the first fits: not counted
+    for _ in range(fits): fit()   # caches (traitlets', numpy's) fill during the first fits: not counted
     gc.collect()
-    m0, h0, n0, e0 = tracemalloc.get_traced_memory()[0], h.nbytes, h.n_iter, record_bytes(h)
+    table = run.live_plot._epochs   # the figure's per-epoch columns: per-epoch records too
+    m0, h0, n0, e0 = tracemalloc.get_traced_memory()[0], h.nbytes, h.n_iter, record_bytes(h) + table.nbytes
     for _ in range(fits): fit()
     gc.collect()
-    m1, h1, n1, e1 = tracemalloc.get_traced_memory()[0], h.nbytes, h.n_iter, record_bytes(h)
+    m1, h1, n1, e1 = tracemalloc.get_traced_memory()[0], h.nbytes, h.n_iter, record_bytes(h) + table.nbytes
     tracemalloc.stop()
     grew = (m1 - m0) - (h1 - h0) - (e1 - e0)
     return dict(fits=fits, batches_per_fit=(n1 - n0) / fits, bytes_per_fit=grew / fits, record_bytes_per_fit=(e1 - e0) / fits,
