@@ -1,10 +1,13 @@
 """Helpers for the real-browser end-to-end test (`tests/test_browser.py`).
 
 Nothing here knows about the notebook under test: it starts/stops a Jupyter
-server (JupyterLab or Notebook 7) in an isolated temporary Jupyter environment,
-launches the system Chromium through Playwright, and offers small page helpers
-that work on the notebook DOM shared by JupyterLab 4 and Notebook 7
-(`.jp-Notebook .jp-Cell`, `.jp-InputPrompt`, `.jp-OutputArea-output`).
+server (JupyterLab 3/4, Notebook 7, classic Notebook 6, Voila) with any venv's
+Python in an isolated temporary Jupyter environment, launches the system Chromium
+through Playwright, and offers small page helpers for the two notebook DOMs:
+JupyterLab 3/4 and Notebook 7 (`LAB`: `.jp-Notebook .jp-Cell`, `.jp-InputPrompt`,
+`.jp-OutputArea-output`) and the classic Notebook 6 (`CLASSIC`: `#notebook .cell`,
+`.input_prompt`, `.output_subarea`).
+Used by `tests/test_browser.py` and `tests/test_views.py`.
 """
 from __future__ import annotations
 
@@ -24,6 +27,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 CHROMIUM = os.environ.get("CALLBACKS_WIDGET_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
                  "--disable-gpu", "--no-first-run", "--disable-sync"]
@@ -33,6 +38,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-c
 # message text plus (for page errors) the stack.
 #   - favicon requests that 404;
 #   - the JupyterLab "news"/"update check" feature (disabled anyway);
+#   - Voila: Notebook 7's lab extension, which Voila loads and which cannot work there;
 #   - Notebook 7.6.5 only: "TypeError: Cannot read properties of undefined (reading
 #     'schema')" thrown from notebook_core.*.js by the keyboard-shortcuts settings
 #     handler (`settingRegistry.pluginChanged` -> `plugins[id].schema[...]`) the first
@@ -43,7 +49,19 @@ IGNORED_CONSOLE_PATTERNS = [
     re.compile(r"jupyterlab\.github\.io|/lab/api/news", re.I),
     re.compile(r"Cannot read properties of undefined \(reading 'schema'\)"
                r"[\s\S]*/static/notebook/notebook_core\.[0-9a-f]+\.js"),
+    # Voila 0.5 loads every lab extension of the venv, Notebook 7's too, which cannot load
+    # outside Notebook 7 (module federation: "The getter for the shared module is not a function").
+    re.compile(r"RUNTIME-012[\s\S]*/voila/labextensions/@jupyter-notebook/lab-extension/"),
 ]
+
+
+@pytest.fixture(scope="module")
+def chromium_path():
+    """The system Chromium; a browser test fails (is not skipped) without it."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} not found: the browser tests need Debian's chromium "
+                    "(apt-get install -y chromium) -- they are not skipped on purpose.")
+    return CHROMIUM
 
 
 def is_ignored(text: str) -> bool:
@@ -73,7 +91,7 @@ def free_port() -> int:
 
 @dataclass
 class JupyterServer:
-    flavor: str                 # "lab" or "notebook"
+    flavor: str                 # "lab", "notebook" (Notebook 7), "notebook6" (classic) or "voila"
     root: Path
     port: int
     token: str
@@ -86,6 +104,8 @@ class JupyterServer:
         return f"http://127.0.0.1:{self.port}"
 
     def notebook_url(self, name: str) -> str:
+        if self.flavor == "voila":   # serves the one notebook it was started with
+            return f"{self.base}/?token={self.token}"
         route = "lab/tree" if self.flavor == "lab" else "notebooks"
         return f"{self.base}/{route}/{name}?token={self.token}"
 
@@ -130,31 +150,51 @@ def isolated_jupyter_env(tmp: Path) -> dict:
     return env
 
 
+def server_command(flavor: str, python: str, root: Path, port: int, token: str,
+                   notebook: str | None = None) -> list[str]:
+    """The command line of a server of `flavor` run by `python` (a venv's interpreter).
+    The classic Notebook 6 is a `NotebookApp`; the others are `jupyter_server` apps."""
+    app = {"notebook6": "NotebookApp", "voila": "Voila"}.get(flavor, "ServerApp")
+    if flavor == "voila":
+        cmd = [python, "-m", "voila", str(root / notebook), "--no-browser", f"--port={port}",
+               "--Voila.ip=127.0.0.1", f"--Voila.root_dir={root}"]
+    else:
+        cmd = [python, "-m", "jupyter", "notebook" if flavor == "notebook6" else flavor,
+               f"--{app}.ip=127.0.0.1", f"--{app}.port={port}", f"--{app}.port_retries=0",
+               "--no-browser", "--KernelSpecManager.ensure_native_kernel=True"]
+        cmd.append(f"--NotebookApp.notebook_dir={root}" if flavor == "notebook6" else f"--ServerApp.root_dir={root}")
+    # `ServerApp.token` is deprecated in jupyter_server 2 (still read) and the only name in 1.x
+    cmd.append(f"--{app}.token={token}")
+    if os.geteuid() == 0 and flavor != "voila":  # CI containers often run as root
+        cmd.append("--allow-root")
+    return cmd
+
+
 @contextmanager
-def jupyter_server(flavor: str, root: Path, tmp: Path, start_timeout: float = 60):
-    """Start `jupyter lab|notebook` on 127.0.0.1 rooted at `root`; always stop it."""
-    assert flavor in ("lab", "notebook")
+def jupyter_server(flavor: str, root: Path, tmp: Path, start_timeout: float = 60,
+                   python: str = sys.executable, notebook: str | None = None):
+    """Start a server of `flavor` ("lab", "notebook", "notebook6", "voila" serving `notebook`)
+    on 127.0.0.1 rooted at `root`, run by `python`; always stop it."""
+    assert flavor in ("lab", "notebook", "notebook6", "voila")
     port, token = free_port(), secrets.token_hex(16)
     tmp.mkdir(parents=True, exist_ok=True)
     log_path = tmp / f"jupyter-{flavor}.log"
-    cmd = [sys.executable, "-m", "jupyter", flavor,
-           "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-           f"--IdentityProvider.token={token}", "--no-browser", f"--ServerApp.root_dir={root}",
-           "--KernelSpecManager.ensure_native_kernel=True"]
-    if os.geteuid() == 0:  # CI containers often run as root
-        cmd.append("--allow-root")
+    cmd = server_command(flavor, python, root, port, token, notebook)
     log = open(log_path, "wb")
     proc = subprocess.Popen(cmd, cwd=root, env=isolated_jupyter_env(tmp), stdout=log,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True)
     server = JupyterServer(flavor, root, port, token, proc, log_path)
+    # Voila's pages execute the notebook, so it is only asked whether its port is open.
+    probe = ((lambda: socket.create_connection(("127.0.0.1", port), timeout=2).close())
+             if flavor == "voila" else (lambda: server.api("/api/status", timeout=2)))
     try:
         deadline = time.monotonic() + start_timeout
         while True:
             if proc.poll() is not None:
                 raise RuntimeError(f"jupyter {flavor} exited with {proc.returncode}:\n{server.log_tail()}")
             try:
-                server.api("/api/status", timeout=2)
+                probe()
                 break
             except (urllib.error.URLError, ConnectionError, OSError):
                 pass
@@ -240,95 +280,177 @@ class Watchdog:
         self._timer.cancel()
 
 
+@contextmanager
+def chromium_page(label: str, on_expire, case_timeout: float, logs: Path, chromium: str = CHROMIUM):
+    """Chromium (through Playwright) with one page; yields (page, errors, ignored): every
+    console error and uncaught page error, split by `is_ignored`. After `case_timeout`
+    seconds `on_expire()` runs (it stops the servers) and the browser closes, so every
+    pending Playwright call fails. Always writes `logs/<label>-console.log` and a final
+    screenshot, and closes the browser."""
+    from playwright.sync_api import sync_playwright
+    errors, ignored, console = [], [], []
+
+    def on_console(msg):
+        console.append(f"{msg.type}: {msg.text}")
+        if msg.type == "error":
+            text = f"console.error: {msg.text} @ {msg.location}"
+            (ignored if is_ignored(text) else errors).append(text)
+
+    def on_pageerror(exc):
+        text = f"pageerror: {exc}\n{getattr(exc, 'stack', '')}"
+        console.append(text)
+        (ignored if is_ignored(text) else errors).append(text)
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, timeout=30_000)
+        page = None
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(30_000)
+            page.on("console", on_console)
+            page.on("pageerror", on_pageerror)
+
+            def expire():
+                try:
+                    on_expire()
+                finally:
+                    browser.close()
+            with Watchdog(case_timeout, expire) as dog:
+                yield page, errors, ignored
+            assert not dog.expired, f"test case exceeded {case_timeout}s"
+        finally:
+            logs.mkdir(exist_ok=True)
+            (logs / f"{label}-console.log").write_text("\n".join(console))
+            try:
+                if page is not None and not page.is_closed():
+                    page.screenshot(path=str(logs / f"{label}-99-final.png"), timeout=10_000)
+            except Exception:
+                pass
+            browser.close()
+
+
 # ----------------------------------------------------------------------------------
-# Page helpers (same DOM in JupyterLab 4 and Notebook 7)
+# Page helpers: `dom` is LAB (JupyterLab 3/4, Notebook 7; the default) or CLASSIC (Notebook 6)
 # ----------------------------------------------------------------------------------
 
-CELL = ".jp-Notebook .jp-Cell"
+@dataclass(frozen=True)
+class Dom:
+    """Selectors of one notebook front end's DOM."""
+    cell: str       # every cell of the notebook, in order
+    prompt: str     # a cell's input prompt: '[3]', '[*]'
+    editor: str     # a cell's code editor (clicked to select it)
+    output: str     # one output of a cell
+
+
+LAB = Dom(".jp-Notebook .jp-Cell", ".jp-InputPrompt", ".jp-InputArea-editor", ".jp-OutputArea-output")
+CLASSIC = Dom("#notebook .cell", ".input_prompt", ".CodeMirror", ".output_subarea")
+CELL = LAB.cell
 PROMPT_RE = re.compile(r"\[(\s*\d+|\*)\]")
 
 
-def cell(page, i: int):
-    return page.locator(CELL).nth(i)
+def cell(page, i: int, dom: Dom = LAB):
+    return page.locator(dom.cell).nth(i)
 
 
-def prompt(page, i: int) -> str:
-    txt = cell(page, i).locator(".jp-InputPrompt").first.inner_text(timeout=5_000)
+def prompt(page, i: int, dom: Dom = LAB) -> str:
+    txt = cell(page, i, dom).locator(dom.prompt).first.inner_text(timeout=15_000)
     m = PROMPT_RE.search(txt)
     return m.group(0).replace(" ", "") if m else ""
 
 
-def is_running(page, i: int) -> bool:
-    return prompt(page, i) == "[*]"
+def is_running(page, i: int, dom: Dom = LAB) -> bool:
+    return prompt(page, i, dom) == "[*]"
 
 
-def start_cell(page, i: int, timeout: float = 15) -> str:
+def start_cell(page, i: int, timeout: float = 15, dom: Dom = LAB) -> str:
     """Select cell i, run it with Ctrl+Enter (run, do not advance) and wait until it
     is queued/running or already finished. Returns the prompt seen before running."""
-    before = prompt(page, i)
-    c = cell(page, i)
+    before = prompt(page, i, dom)
+    c = cell(page, i, dom)
     c.scroll_into_view_if_needed(timeout=10_000)
-    c.locator(".jp-InputArea-editor").first.click(timeout=10_000)
+    c.locator(dom.editor).first.click(timeout=10_000)
     page.keyboard.press("Control+Enter")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        p = prompt(page, i)
+        p = prompt(page, i, dom)
         if p == "[*]" or (p and p != before):
             return before
         time.sleep(0.05)
-    raise TimeoutError(f"cell {i} did not start (prompt {prompt(page, i)!r})")
+    raise TimeoutError(f"cell {i} did not start (prompt {prompt(page, i, dom)!r})")
 
 
-def wait_cell_done(page, i: int, before: str, timeout: float = 60) -> str:
+def wait_cell_done(page, i: int, before: str, timeout: float = 60, dom: Dom = LAB) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        p = prompt(page, i)
+        p = prompt(page, i, dom)
         if p not in ("", "[*]", before):
             return p
         time.sleep(0.1)
-    raise TimeoutError(f"cell {i} still not finished after {timeout}s (prompt {prompt(page, i)!r})")
+    raise TimeoutError(f"cell {i} still not finished after {timeout}s (prompt {prompt(page, i, dom)!r})")
 
 
-def run_cell(page, i: int, timeout: float = 60) -> str:
-    before = start_cell(page, i)
-    wait_cell_done(page, i, before, timeout)
-    return output_text(page, i)
+def run_cell(page, i: int, timeout: float = 60, dom: Dom = LAB, expect: str | None = None) -> str:
+    """Run cell i; its output text, once it holds `expect` (within 30 s more): the prompt can
+    show the cell done before its output is drawn (the reply and the output travel apart)."""
+    before = start_cell(page, i, dom=dom)
+    wait_cell_done(page, i, before, timeout, dom)
+    deadline = time.monotonic() + 30
+    while expect and expect not in output_text(page, i, dom) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return output_text(page, i, dom)
 
 
-def output_text(page, i: int) -> str:
-    outs = cell(page, i).locator(".jp-OutputArea-output")
-    return "\n".join(outs.nth(k).inner_text(timeout=5_000) for k in range(outs.count()))
+def run_first_cell(page, i: int, marker: str, server: JupyterServer, timeout: float = 120, dom: Dom = LAB) -> str:
+    """Run cell i, again until its output holds `marker` (the first Ctrl+Enter may arrive
+    before the kernel is connected); its output."""
+    out, deadline = "", time.monotonic() + timeout
+    while marker not in out and time.monotonic() < deadline:
+        try:
+            out = run_cell(page, i, timeout=30, dom=dom, expect=marker)
+        except TimeoutError:
+            out = ""
+    assert marker in out, f"cell {i} gave no {marker!r}: {out!r}\n{server.log_tail()}"
+    return out
 
 
-def checkbox(page, cell_index: int, description: str):
+def output_text(page, i: int, dom: Dom = LAB) -> str:
+    # one read of every output: a front end may replace an output while it is read
+    return "\n".join(cell(page, i, dom).locator(dom.output).all_inner_texts())
+
+
+def checkbox(page, cell_index: int, description: str, dom: Dom = LAB):
     """The <input> of the ipywidgets Checkbox whose description is `description`.
-    ipywidgets 8 DOM: div.widget-checkbox > label > input[type=checkbox] + span(description)."""
-    box = cell(page, cell_index).locator(".widget-checkbox").filter(
+    ipywidgets 7 and 8 DOM: div.widget-checkbox > label > input[type=checkbox] + span(description)."""
+    box = cell(page, cell_index, dom).locator(".widget-checkbox").filter(
         has=page.locator("span", has_text=re.compile(rf"^\s*{re.escape(description)}\s*$")))
     return box.locator("input[type=checkbox]")
 
 
-def row(page, cell_index: int, description: str):
+def row(page, cell_index: int, description: str, dom: Dom = LAB):
     """The ipywidgets HBox (one panel row) that holds the Checkbox `description`."""
     # `has=` takes a locator relative to the row, hence not `checkbox(...)` itself
     box = page.locator(".widget-checkbox").filter(
         has=page.locator("span", has_text=re.compile(rf"^\s*{re.escape(description)}\s*$")))
-    return cell(page, cell_index).locator(".widget-hbox").filter(has=box).first
+    return cell(page, cell_index, dom).locator(".widget-hbox").filter(has=box).first
 
 
-def row_text(page, cell_index: int, description: str) -> str:
+def row_text(page, cell_index: int, description: str, dom: Dom = LAB) -> str:
     """The texts of one panel row's children (switch, order, events, cost, note), ' | '-joined."""
-    return " | ".join(t.strip() for t in row(page, cell_index, description)
+    return " | ".join(t.strip() for t in row(page, cell_index, description, dom)
                       .locator(":scope > *").all_inner_texts())
 
 
-# JS run in the page: trace summary of the first plotly graph in a cell's output.
+# JS run in the page: trace summary of the first plotly graph in a cell's output. The
+# argument is a LAB cell index, or [selector, index]: the index-th element matching the
+# selector (e.g. [CLASSIC.cell, 2], or ['body', 0] for a page with one graph).
 # `gd.data[i].x` can be a plain array, a typed array, or a plotly.js "typed array spec"
 # ({dtype, bdata, shape}); `gd._fullData[i]._length` is plotly's own count of drawn points.
-# `last` is the last x value and `xs` every x value of traces with at most 50 points.
+# `last` is the last x value and `xs` every x value of traces with at most 50 points; `fy`
+# counts the finite y values (traces that share an x column have NaN where they lack a point).
 JS_TRACES = r"""
-(cellIndex) => {
-  const cell = document.querySelectorAll('.jp-Notebook .jp-Cell')[cellIndex];
+(where) => {
+  const [sel, idx] = Array.isArray(where) ? where : ['.jp-Notebook .jp-Cell', where];
+  const cell = document.querySelectorAll(sel)[idx];
   const gd = cell && cell.querySelector('.js-plotly-plot');
   if (!gd || !gd.data) return null;
   const SZ = {f8: 8, f4: 4, i4: 4, u4: 4, i2: 2, u2: 2, i1: 1, u1: 1, float64: 8, float32: 4,
@@ -357,7 +479,7 @@ JS_TRACES = r"""
   return Array.from(gd.data).map((t, k) => {
     const x = arr(t.x);
     return {
-      name: t.name, nx: len(t.x), ny: len(t.y),
+      name: t.name, nx: len(t.x), ny: len(t.y), fy: Array.from(arr(t.y)).filter(Number.isFinite).length,
       last: x.length ? Number(x[x.length - 1]) : null,
       xs: x.length <= 50 ? Array.from(x, Number) : null,
       drawn: gd._fullData && gd._fullData[k] ? gd._fullData[k]._length : null,
@@ -366,10 +488,11 @@ JS_TRACES = r"""
 }
 """
 
-# Texts of the layout annotations of the first plotly graph in a cell's output.
+# Texts of the layout annotations of the first plotly graph in a cell's output (argument as JS_TRACES).
 JS_ANNOTATIONS = r"""
-(cellIndex) => {
-  const cell = document.querySelectorAll('.jp-Notebook .jp-Cell')[cellIndex];
+(where) => {
+  const [sel, idx] = Array.isArray(where) ? where : ['.jp-Notebook .jp-Cell', where];
+  const cell = document.querySelectorAll(sel)[idx];
   const gd = cell && cell.querySelector('.js-plotly-plot');
   return ((gd && gd.layout && gd.layout.annotations) || []).map((a) => a.text);
 }

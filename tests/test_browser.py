@@ -45,6 +45,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 import browser_support as bs  # noqa: E402
+from browser_support import chromium_path  # noqa: E402,F401 -- a fixture
 
 pytestmark = pytest.mark.browser
 
@@ -131,14 +132,6 @@ CELL_TIMEOUT = 180  # seconds, bound for one fit cell (a shared, loaded machine 
 # Fixtures
 # ----------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def chromium_path():
-    if not Path(bs.CHROMIUM).exists():
-        pytest.fail(f"{bs.CHROMIUM} not found: the browser test needs Debian's chromium "
-                    "(apt-get install -y chromium) -- it is not skipped on purpose.")
-    return bs.CHROMIUM
-
-
 @pytest.fixture(params=["lab", "notebook"])
 def server(request, tmp_path):
     root = tmp_path / "root"
@@ -150,47 +143,9 @@ def server(request, tmp_path):
 
 @pytest.fixture
 def browser_page(chromium_path, server):
-    from playwright.sync_api import sync_playwright
-    errors, ignored, console = [], [], []
-
-    def on_console(msg):
-        console.append(f"{msg.type}: {msg.text}")
-        if msg.type == "error":
-            text = f"console.error: {msg.text} @ {msg.location}"
-            (ignored if bs.is_ignored(text) else errors).append(text)
-
-    def on_pageerror(exc):
-        text = f"pageerror: {exc}\n{getattr(exc, 'stack', '')}"
-        console.append(text)
-        (ignored if bs.is_ignored(text) else errors).append(text)
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_path, args=bs.CHROMIUM_ARGS,
-                                    timeout=30_000)
-        page = None
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(30_000)
-            page.on("console", on_console)
-            page.on("pageerror", on_pageerror)
-
-            def expire():
-                try:
-                    bs.stop_server(server, grace=1)
-                finally:
-                    browser.close()
-            with bs.Watchdog(CASE_TIMEOUT, expire) as dog:
-                yield page, errors, ignored
-            assert not dog.expired, f"test case exceeded {CASE_TIMEOUT}s"
-        finally:
-            SCREENSHOTS.mkdir(exist_ok=True)
-            (SCREENSHOTS / f"{server.flavor}-console.log").write_text("\n".join(console))
-            try:
-                if page is not None and not page.is_closed():
-                    page.screenshot(path=str(SCREENSHOTS / f"{server.flavor}-99-final.png"), timeout=10_000)
-            except Exception:
-                pass
-            browser.close()
+    with bs.chromium_page(server.flavor, lambda: bs.stop_server(server, grace=1), CASE_TIMEOUT,
+                          SCREENSHOTS, chromium_path) as page_errors_ignored:
+        yield page_errors_ignored
 
 
 # ----------------------------------------------------------------------------------
@@ -251,15 +206,7 @@ def test_live_plot_widgets(server, browser_page):
     shot("opened")
 
     # --- kernel is the venv's python, and imports the package pytest imports -----
-    out = ""
-    deadline = time.monotonic() + 90
-    while "KERNEL_PYTHON" not in out and time.monotonic() < deadline:
-        # the first Ctrl+Enter may arrive before the kernel is connected; retry
-        try:
-            out = bs.run_cell(page, C_PRELUDE, timeout=30)
-        except TimeoutError:
-            out = ""
-    assert "KERNEL_PYTHON" in out, f"prelude cell gave no output: {out!r}\n{server.log_tail()}"
+    out = bs.run_first_cell(page, C_PRELUDE, "KERNEL_PYTHON", server, timeout=90)
     kernel_python = re.search(r"KERNEL_PYTHON (\S+)", out).group(1)
     server.kernel_pids.append(int(re.search(r"KERNEL_PID (\d+)", out).group(1)))
     assert Path(kernel_python).parent == Path(sys.executable).parent, (kernel_python, sys.executable)
