@@ -181,7 +181,10 @@ def jupyter_server(flavor: str, root: Path, tmp: Path, start_timeout: float = 60
     log_path = tmp / f"jupyter-{flavor}.log"
     cmd = server_command(flavor, python, root, port, token, notebook)
     log = open(log_path, "wb")
-    proc = subprocess.Popen(cmd, cwd=root, env=isolated_jupyter_env(tmp), stdout=log,
+    env = isolated_jupyter_env(tmp)
+    # `python -m jupyter lab` runs the `jupyter-lab` it finds on PATH: the venv's own, not another venv's first
+    env["PATH"] = os.pathsep.join([str(Path(python).parent), env.get("PATH", "")])
+    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True)
     server = JupyterServer(flavor, root, port, token, proc, log_path)
