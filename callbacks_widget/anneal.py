@@ -12,7 +12,7 @@ from bisect import bisect_right
 from functools import partial
 from itertools import accumulate
 from typing import Callable, Sequence
-from .core import listify
+from .core import listify, patch
 from .runner import Callback
 
 # %% ../nbs/05a_anneal.ipynb #a1annealer
@@ -117,7 +117,8 @@ class ParamScheduler(Callback):
         self._saved = None
 
 # %% ../nbs/05a_anneal.ipynb #a3per
-def _per_group(self, groups: list) -> list:
+@patch
+def _per_group(self: ParamScheduler, groups: list) -> list:
     "The schedule of each parameter group; a clear error if they do not match or `pname` is unknown."
     funcs = list(self.sched_funcs) if isinstance(self.sched_funcs, (list, tuple)) else [self.sched_funcs] * len(groups)
     if len(funcs) != len(groups):
@@ -127,5 +128,3 @@ def _per_group(self, groups: list) -> list:
         have = ', '.join(repr(k) for k in groups[0] if k != 'params')
         raise ValueError(f"ParamScheduler: the optimizer's parameter groups have no {self.pname!r} (they have {have})")
     return funcs
-
-ParamScheduler._per_group = _per_group

@@ -15,6 +15,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import BatchSampler, DataLoader, DistributedSampler
+from .core import patch
 from .runner import AlwaysOn, Callback, CancelEpochException, CancelTrainException
 from .stats import AvgStats, AvgStatsCallback
 
@@ -204,12 +205,6 @@ def _live_plots() -> tuple:
     "`(LivePlotCallback,)` once the live plot is imported, else `()`: no widget library is needed to train on GPUs."
     m = sys.modules.get('callbacks_widget.liveplot')
     return (m.LivePlotCallback,) if m else ()
-
-# %% ../nbs/09_distributed.ipynb #c9d0a032
-def patch(f):
-    "Add `f` to the class its `self` is annotated with (fastcore's `patch`, without the dependency)."
-    setattr(f.__annotations__['self'], f.__name__, f)
-    return f
 
 # %% ../nbs/09_distributed.ipynb #7c8aacf8
 class DistributedCallback(AlwaysOn, Callback):

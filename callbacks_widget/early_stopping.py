@@ -9,6 +9,7 @@ __all__ = ['save_state', 'restore_state', 'LR_Find', 'EarlyStoppingCallback', 'G
 import copy, math
 import torch
 from torch import nn
+from .core import patch
 from .runner import Callback, CancelTrainException
 from .stats import AvgStats
 
@@ -75,15 +76,14 @@ class LR_Find(Callback):
         for o, state in saved or (): restore_state(o, state)
 
 # %% ../nbs/05b_early_stopping.ipynb #b2plotc
-def _lr_find_plot(self, skip_last: int = 0):
+@patch
+def plot(self: LR_Find, skip_last: int = 0):
     "A plotly figure of the loss against the learning rate (log axis), without the last `skip_last` batches."
     import plotly.graph_objects as go
     n = len(self.lrs) - skip_last
     return go.Figure(go.Scatter(x=self.lrs[:n], y=self.losses[:n], mode='lines'),
                      layout=dict(xaxis=dict(type='log', title='learning rate'), yaxis_title='loss', height=300,
                                  margin=dict(t=10, b=40)))
-
-LR_Find.plot = _lr_find_plot
 
 # %% ../nbs/05b_early_stopping.ipynb #b3class
 class EarlyStoppingCallback(Callback):

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['TRAIN', 'SMOOTH', 'VALID', 'NONFINITE', 'LR', 'FIT_LINES', 'FIT_LABELS', 'WIDGET_VIEW', 'make_figure', 'EpochTable',
-           'table_rows', 'fit_marks', 'LivePlotCallback', 'save_html', 'MessageRecorder', 'record_messages']
+           'table_rows', 'fit_marks', 'LivePlotCallback', 'MessageRecorder', 'record_messages']
 
 # %% ../nbs/08_liveplot.ipynb #285a6732
 import html, json, math
@@ -16,7 +16,7 @@ import ipywidgets as widgets
 import plotly.io as pio
 from plotly.subplots import make_subplots
 from comm.base_comm import BaseComm
-from .core import scalar
+from .core import patch, scalar
 from .runner import Callback
 from .stats import AvgStatsCallback
 from .history import GrowArray, History, downsample
@@ -171,14 +171,16 @@ class LivePlotCallback(Callback):
         self.panel.end_fit(status)
 
 # %% ../nbs/08_liveplot.ipynb #f8a00012
-def _update(self, costs: bool = True, wait: bool = False) -> None:
+@patch
+def update(self: LivePlotCallback, costs: bool = True, wait: bool = False) -> None:
     "Redraw the figure and the panel from the history now (the panel's costs too if `costs`; on a GPU, every batch if `wait`)."
     self.history.flush(wait)
     self._draw()
     if self.panel is not None: self.panel.refresh(costs)
     self._next = perf_counter() + self.every
 
-def _draw(self) -> None:
+@patch
+def _draw(self: LivePlotCallback) -> None:
     "Set the figure's traits that differ from the history, in one message."
     self._epochs.update(self.history.epochs)
     self._pending = {}
@@ -187,21 +189,22 @@ def _draw(self) -> None:
         for name, value in new.items(): setattr(self.fig, name, value)
     self._drawn.update(self._pending)
 
-def _changed(self, group: str, state) -> bool:
+@patch
+def _changed(self: LivePlotCallback, group: str, state) -> bool:
     "Whether the history's `state` for `group` differs from the one last drawn (remembered once drawn)."
     if self._drawn.get(group) == state: return False
     self._pending[group] = state
     return True
 
-def _view(self) -> tuple:
+@patch
+def _view(self: LivePlotCallback) -> tuple:
     "The indices `[start, stop)` of the training batches in the visible x range."
     n, r = len(self.history.loss), self.fig.x_range
     return (0, n) if not r else (max(0, min(n, math.floor(r[0]) - 1)), max(0, min(n, math.ceil(r[1]))))
 
-LivePlotCallback.update, LivePlotCallback._draw, LivePlotCallback._changed, LivePlotCallback._view = _update, _draw, _changed, _view
-
 # %% ../nbs/08_liveplot.ipynb #f8a00014
-def _batch_columns(self) -> dict:
+@patch
+def _batch_columns(self: LivePlotCallback) -> dict:
     "The per-batch traits over the current view, for those that changed."
     h, out, r = self.history, {}, self.fig.x_range
     loss, (start, stop) = h.loss.values, self._view()
@@ -216,10 +219,9 @@ def _batch_columns(self) -> dict:
         out['nonfinite'] = binary_columns(bad + 1, y=np.nan_to_num(h.smooth_loss.values[bad], nan=0.))
     return out
 
-LivePlotCallback._batch_columns = _batch_columns
-
 # %% ../nbs/08_liveplot.ipynb #f8a00016
-def _epoch_columns(self) -> dict:
+@patch
+def _epoch_columns(self: LivePlotCallback) -> dict:
     "The per-epoch traits over the current view, if an epoch or a stat was added or the view changed."
     t, r = self._epochs, self.fig.x_range
     if not self._changed('epochs', (len(t.x), len(t.ys), r)): return {}
@@ -233,14 +235,13 @@ def _epoch_columns(self) -> dict:
     traces += [_metric_trace(s, ref(s)) for s in stats if s != 'valid_loss']
     return dict(epochs=binary_columns(x[rows], **{f's{i}': c.values[rows] for i, c in enumerate(t.ys.values())}), traces=traces)
 
-def _layout(self) -> dict:
+@patch
+def _layout(self: LivePlotCallback) -> dict:
     "The layout with the fit markers of the current view, if a fit began, the view changed or the axis doubled."
     h, r = self.history, self.fig.x_range
     lo, hi = r or (0, max(1, h.n_iter))
     if not self._changed('layout', (len(h.fit_starts), r, int(math.log2(hi - lo)) if not r else 0)): return {}
     return dict(plot_layout={**self.fig.plot_layout, **fit_marks(h.fit_starts, lo, hi)})
-
-LivePlotCallback._epoch_columns, LivePlotCallback._layout = _epoch_columns, _layout
 
 # %% ../nbs/08_liveplot.ipynb #f8a00018
 _PAGE = """<!DOCTYPE html>
@@ -249,7 +250,8 @@ _PAGE = """<!DOCTYPE html>
 """
 WIDGET_VIEW = 'application/vnd.jupyter.widget-view+json'
 
-def save_html(self, path: Union[str, Path]) -> Path:
+@patch
+def save_html(self: LivePlotCallback, path: Union[str, Path]) -> Path:
     "Write the figure as one standalone HTML page that fills the browser window and works offline."
     self.update(wait=True)
     fig = self.fig.figure().update_layout(height=None, autosize=True)
@@ -258,12 +260,11 @@ def save_html(self, path: Union[str, Path]) -> Path:
     path.write_text(_PAGE.format(div), encoding='utf-8')
     return path
 
-def _repr_mimebundle_(self, **kwargs) -> dict:
+@patch
+def _repr_mimebundle_(self: LivePlotCallback, **kwargs) -> dict:
     "The panel and the figure as one widget view."
     return {'text/plain': f"LivePlotCallback(every={self.every}, max_points={self.max_points})",
             WIDGET_VIEW: dict(version_major=2, version_minor=0, model_id=self.widget.model_id)}
-
-LivePlotCallback.save_html, LivePlotCallback._repr_mimebundle_ = save_html, _repr_mimebundle_
 
 # %% ../nbs/08_liveplot.ipynb #38d3861e
 class MessageRecorder(BaseComm):

@@ -8,6 +8,7 @@ __all__ = ['PENDING', 'COST_HELP', 'ESTIMATE_AFTER', 'CallbackPanel']
 # %% ../nbs/07_panel.ipynb #6982dde1
 import html, time
 import ipywidgets as widgets
+from .core import patch
 from .runner import AlwaysOn, Callback, Runner
 
 # %% ../nbs/07_panel.ipynb #56ebe79c
@@ -102,19 +103,19 @@ class CallbackPanel():
     def _repr_mimebundle_(self, **kwargs): return self.widget._repr_mimebundle_(**kwargs)
 
 # %% ../nbs/07_panel.ipynb #e5d0a1b1
-def _switched(self, cb: Callback, switch: widgets.Checkbox, value: bool) -> None:
+@patch
+def _switched(self: CallbackPanel, cb: Callback, switch: widgets.Checkbox, value: bool) -> None:
     "The switch of `cb` was set to `value`: set `cb.enabled`, and make the switch show `cb.enabled`."
     try: cb.enabled = value
     finally:
         switch.value = cb.enabled
         self.refresh()
 
-CallbackPanel._switched = _switched
-
 # %% ../nbs/07_panel.ipynb #e5d0a1b3
 ESTIMATE_AFTER = 0.5
 
-def _progress_text(self) -> str:
+@patch
+def _progress_text(self: CallbackPanel) -> str:
     "Epoch, batch and elapsed time; while running, the time left at the rate of the batches after the first."
     run = self.run
     if self._t0 is None: return ''
@@ -126,5 +127,3 @@ def _progress_text(self) -> str:
     t, n = self._since
     if now - t < ESTIMATE_AFTER or done == n: return text
     return text + f" · {_fmt_time((now - t) / (done - n) * (self._total - done))} left"
-
-CallbackPanel._progress_text = _progress_text

@@ -11,7 +11,7 @@ import re, threading
 from time import perf_counter
 from typing import Callable
 import torch
-from .core import camel2snake, listify
+from .core import camel2snake, listify, patch
 from .learner import check_fit_args
 
 # %% ../nbs/04_runner.ipynb #be0e7ab5
@@ -254,7 +254,8 @@ class Runner():
 # %% ../nbs/04_runner.ipynb #b7c1f2a1
 _claiming = threading.Lock()
 
-def _begin_fit(self, epochs: int, learn) -> None:
+@patch
+def _begin_fit(self: Runner, epochs: int, learn) -> None:
     "Claim the runner, check the arguments, reset the fit's state and fix its callbacks."
     with _claiming:
         if self.in_fit: raise RuntimeError("Runner.fit: this runner is already fitting (fit was called from one of its "
@@ -271,17 +272,17 @@ def _begin_fit(self, epochs: int, learn) -> None:
         self._end_fit()
         raise
 
-def _end_fit(self) -> None:
+@patch
+def _end_fit(self: Runner) -> None:
     "Let go of the learner and the last batch's tensors, and of the runner."
     self.xb = self.yb = self.pred = self.loss = self.learn = None
     self.in_fit = False
 
-Runner._begin_fit, Runner._end_fit = _begin_fit, _end_fit
-
 # %% ../nbs/04_runner.ipynb #b7c1f2a3
 ALWAYS_RUN = ('after_cancel_batch', 'after_batch', 'after_cancel_epoch', 'after_cancel_train', 'after_fit')
 
-def _failed(self, e: BaseException, i: int = None, event: str = None) -> None:
+@patch
+def _failed(self: Runner, e: BaseException, i: int = None, event: str = None) -> None:
     "Name callback `i` and `event` on `e`; keep it as `run.error` if it is the fit's first, else note it on that one."
     if isinstance(e, _CANCELS): return
     where = f"in callback {self.cbs[i].name!r} during event {event!r}" if i is not None else ''
@@ -289,7 +290,8 @@ def _failed(self, e: BaseException, i: int = None, event: str = None) -> None:
     if self.error is None: self.error = e
     elif self.error is not e: self.error.add_note(f"then {type(e).__name__}: {e} was raised {where}".rstrip())
 
-def _raised(self, e: BaseException, i: int, event: str) -> bool:
+@patch
+def _raised(self: Runner, e: BaseException, i: int, event: str) -> bool:
     "Hook `i` of `event` raised `e`: name it, and run the later hooks of an `ALWAYS_RUN` event. `True`: drop `e`."
     ending = self.error  # an error raised before this event, on its way out of `fit`
     self._failed(e, i, event)
@@ -303,8 +305,6 @@ def _raised(self, e: BaseException, i: int, event: str) -> bool:
     if ending is not None: return True  # that error goes on; `e` is a note on it
     if self.error is None or self.error is e: return False
     raise self.error  # `e` was a cancel, and a later hook failed
-
-Runner._failed, Runner._raised = _failed, _raised
 
 # %% ../nbs/04_runner.ipynb #8384ba2b
 class TestCallback(Callback):
