@@ -5,7 +5,8 @@
 # %% auto #0
 __all__ = ['TRAIN', 'SMOOTH', 'VALID', 'NONFINITE', 'LR', 'VIEWS', 'VIEW_LABELS', 'FIT_LINES', 'FIT_LABELS', 'COMPARE_FITS',
            'COMPARE_POINTS', 'FIT_COLOURS', 'WIDGET_VIEW', 'make_figure', 'EpochTable', 'table_rows', 'fit_marks',
-           'LivePlotCallback', 'shown_fits', 'view_layout', 'fit_traces', 'MessageRecorder', 'record_messages']
+           'LivePlotCallback', 'shown_fits', 'view_layout', 'fit_traces', 'fits_table', 'MessageRecorder',
+           'record_messages']
 
 # %% ../nbs/08_liveplot.ipynb #285a6732
 import html, json, math, threading
@@ -395,19 +396,26 @@ def _fit_view(self: LivePlotCallback) -> dict:
 
 # %% ../nbs/08_liveplot.ipynb #f8a00018
 _PAGE = """<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>live plot</title><style>html, body {{margin: 0}}</style></head>
-<body>{}</body></html>
+<html><head><meta charset="utf-8"><title>live plot</title><style>html, body {{margin: 0}}
+table {{border-collapse: collapse; font: 13px sans-serif; margin: 8px 60px}} td, th {{padding: 2px 10px; text-align: left}}</style></head>
+<body>{}{}</body></html>
 """
+
+def fits_table(h: History) -> str:
+    "An HTML table of the fits of `h`: name, first iteration, callbacks (escaped)."
+    rows = ''.join(f"<tr><td>{html.escape(name)}</td><td>{start + 1}</td><td>{html.escape(' '.join(cbs))}</td></tr>"
+                   for name, start, cbs in zip(h.fit_names(range(len(h.fit_starts))), h.fit_starts, h.fit_callbacks))
+    return f"<table><tr><th>fit</th><th>first iteration</th><th>callbacks</th></tr>{rows}</table>"
 WIDGET_VIEW = 'application/vnd.jupyter.widget-view+json'
 
 @patch
 def save_html(self: LivePlotCallback, path: Union[str, Path]) -> Path:
-    "Write the figure as one standalone HTML page that fills the browser window and works offline."
+    "Write the figure as one standalone HTML page that fills the browser window and works offline, with a table of the fits below."
     self.update(wait=True)
     fig = self.fig.figure().update_layout(height=None, autosize=True)
     path = Path(path)
     div = fig.to_html(full_html=False, include_plotlyjs=True, default_height='100vh', config=dict(responsive=True))
-    path.write_text(_PAGE.format(div), encoding='utf-8')
+    path.write_text(_PAGE.format(div, fits_table(self.history)), encoding='utf-8')
     return path
 
 @patch
