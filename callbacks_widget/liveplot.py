@@ -201,9 +201,9 @@ class LivePlotCallback(Callback):
 @patch
 def update(self: LivePlotCallback, costs: bool = True, wait: bool = False) -> None:
     "Redraw the figure and the panel from the history now (the panel's costs too if `costs`; on a GPU, every batch if `wait`)."
+    self.history.flush(wait)
     clicked, self._clicked = self._clicked, None
     if clicked is not None: self.view = clicked   # a view button clicked during the fit
-    self.history.flush(wait)
     self._draw()
     if self.panel is not None: self.panel.refresh(costs)
     self._next = perf_counter() + self.every
@@ -211,6 +211,7 @@ def update(self: LivePlotCallback, costs: bool = True, wait: bool = False) -> No
 @patch
 def _draw(self: LivePlotCallback) -> None:
     "Set the figure's traits that differ from the history, in one message."
+    self.history.flush()   # a switch of view or a zoom may come between updates: the columns read one length
     self._epochs.update(self.history.epochs)
     self._pending = {}
     if self.fig.view == 'end_to_end':
