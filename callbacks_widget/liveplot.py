@@ -384,15 +384,16 @@ def _fit_view(self: LivePlotCallback) -> dict:
         cache[key] = self._fit_cache.get(key) or self._fit_columns(k, n_out)
     out['fits'] = {name: v for cols in cache.values() for name, v in cols.items()}
     self._fit_cache = {key: cols for key, cols in cache.items() if key[0] != last}   # the running fit changes
-    names = h.fit_names(shown)
-    traces = [t for i, (k, name) in enumerate(zip(shown, names)) for t in fit_traces(k, name, FIT_COLOURS[i % 10], view, valid)]
-    if traces != self.fig.traces: out['traces'] = traces
+    if self._changed('fit_traces', (view, tuple(shown), valid)):   # a new fit, or the first epoch's validation
+        names = h.fit_names(shown)
+        out['traces'] = [t for i, (k, name) in enumerate(zip(shown, names)) for t in fit_traces(k, name, FIT_COLOURS[i % 10], view, valid)]
     note = (f'{len(fits) - len(shown)} older fits not shown (the first and the latest {len(shown) - 1} are)' if len(fits) > len(shown)
             else 'no fit ran lr_find: add LR_Find() to the runner\'s callbacks' if view == 'lr_find' and not fits else '')
-    layout = with_range(view_layout(self._base_layout, view), r)
-    layout['annotations'] = [dict(text=note, xref='paper', yref='paper', x=1, y=1, xanchor='right', yanchor='bottom',
-                                  showarrow=False, font=dict(color='#777', size=11))] if note else []
-    if layout != self.fig.plot_layout: out['plot_layout'] = layout
+    if self._changed('layout', (view, note, r)):
+        layout = with_range(view_layout(self._base_layout, view), r)
+        layout['annotations'] = [dict(text=note, xref='paper', yref='paper', x=1, y=1, xanchor='right', yanchor='bottom',
+                                      showarrow=False, font=dict(color='#777', size=11))] if note else []
+        out['plot_layout'] = layout
     return out
 
 # %% ../nbs/08_liveplot.ipynb #f8a00018
