@@ -158,7 +158,7 @@ def main(argv=None):
                 f"history's arrays and its record of each epoch ({f['record_bytes_per_fit']:,.0f} bytes; tracemalloc, after the traces reached "
                 f"`max_points`). "
                 f"Largest update: {upd['max_bytes']:,} bytes.")
-    md = results_md(machine(), loop, upd, loop_overhead.table(loop), plot_update.table(upd['rows']),
+    md = results_md(machine(), loop, upd, loop_overhead.table(loop), plot_update.table(upd['rows']) + (plot_update.compare_table(upd['compare']) if 'compare' in upd else ''),
                     loop_overhead.notes(loop), upd_note,
                     ' '.join(['python bench/run_all.py', *(sys.argv[1:] if argv is None else argv)]), instructions_md(ins, upd))
     (HERE / 'results.md').write_text(md)
