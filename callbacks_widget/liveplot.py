@@ -164,28 +164,6 @@ class LivePlotCallback(Callback):
         self.history.add_batch(scalar(run.loss), run.learn.opt.param_groups[-1]['lr'])
         if perf_counter() >= self._next: self.update(costs=False)
 
-    def after_epoch(self):
-        stats = {}
-        for cb in self.run.running:
-            if isinstance(cb, AvgStatsCallback):
-                for s in (cb.train_stats, cb.valid_stats):
-                    if not s.count: continue
-                    prefix = 'train' if s.in_train else 'valid'
-                    stats.update({f'{prefix}_{n}': v for n, v in zip(s.names[1:], s.avg_stats[1:])})
-        vloss = float(self.valid_loss_sum) / self.valid_count if self.valid_count else None
-        self.history.add_epoch(self.epoch, valid_loss=vloss, **stats)
-        self.update()
-
-    def after_cancel_train(self): self._cancelled = True
-
-    def after_fit(self):
-        self.update(wait=True)   # the fit's last batches too, also those still on their way from a GPU
-        e = self.run.error
-        if e is None: status = 'cancelled' if self._cancelled else 'finished'
-        elif isinstance(e, KeyboardInterrupt): status = 'interrupted'
-        else: status = f"failed: {type(e).__name__}: {e}"
-        self.panel.end_fit(status)
-
     @property
     def view(self) -> str:
         "What the figure shows: 'end_to_end' (all fits on one axis), 'compare' (fits overlaid) or 'lr_find'."
@@ -196,6 +174,32 @@ class LivePlotCallback(Callback):
         if value not in VIEWS: raise ValueError(f"LivePlotCallback: view must be one of {', '.join(VIEWS)}; got {value!r}")
         self._auto_view = None   # the user's choice stays
         self.fig.view = value
+
+# %% ../nbs/08_liveplot.ipynb #f8end1
+@patch
+def after_epoch(self: LivePlotCallback):
+    stats = {}
+    for cb in self.run.running:
+        if isinstance(cb, AvgStatsCallback):
+            for s in (cb.train_stats, cb.valid_stats):
+                if not s.count: continue
+                prefix = 'train' if s.in_train else 'valid'
+                stats.update({f'{prefix}_{n}': v for n, v in zip(s.names[1:], s.avg_stats[1:])})
+    vloss = float(self.valid_loss_sum) / self.valid_count if self.valid_count else None
+    self.history.add_epoch(self.epoch, valid_loss=vloss, **stats)
+    self.update()
+
+@patch
+def after_cancel_train(self: LivePlotCallback): self._cancelled = True
+
+@patch
+def after_fit(self: LivePlotCallback):
+    self.update(wait=True)   # the fit's last batches too, also those still on their way from a GPU
+    e = self.run.error
+    if e is None: status = 'cancelled' if self._cancelled else 'finished'
+    elif isinstance(e, KeyboardInterrupt): status = 'interrupted'
+    else: status = f"failed: {type(e).__name__}: {e}"
+    self.panel.end_fit(status)
 
 # %% ../nbs/08_liveplot.ipynb #f8a00012
 @patch
