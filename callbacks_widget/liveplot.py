@@ -217,8 +217,10 @@ def _draw(self: LivePlotCallback) -> None:
     "Set the figure's traits that differ from the history, in one message."
     self.history.flush()   # a switch of view or a zoom may come between updates: the columns read one length
     self._epochs.update(self.history.epochs)
-    self._pending = {}
-    if self.fig.view == 'end_to_end':
+    view = self.fig.view
+    if self._drawn.get('view') != view: self._drawn.clear()   # a view just chosen: every group is drawn again
+    self._pending = {'view': view}
+    if view == 'end_to_end':
         new = {**self._batch_columns(), **self._epoch_columns(), **self._layout()}
         if self.fig.fits: new['fits'] = {}   # the other views' points: not state while this one shows
     else:
@@ -288,7 +290,6 @@ def _layout(self: LivePlotCallback) -> dict:
 def _show_view(self: LivePlotCallback, view: str) -> None:
     "Draw the view `view`, just set on the figure, from the whole history."
     self.view_buttons.value = view
-    self._drawn.clear()   # first: after an interrupt below, the next redraw sends everything
     with self.fig.hold_sync():
         if self.fig.x_range != AUTOSCALE: self.fig.x_range = AUTOSCALE
         self._draw()

@@ -580,3 +580,18 @@ def test_fit_names_are_escaped_in_the_compare_view(learn):
     run.live_plot.view = 'compare'
     names = [t['name'] for t in run.live_plot.fig.traces]
     assert 'fit 2 · +&lt;img src=x onerror=alert(1)&gt;' in names and not any('<' in n for n in names)
+
+
+def test_ctrl_c_in_a_view_switch_then_the_next_update_draws_the_whole_view():
+    lp = LivePlotCallback(max_points=100)
+    fill_fits(lp, 3, 1_000)
+    lp.view = 'compare'
+    hits = []
+    def interrupt(change):
+        if not hits: hits.append(1); raise KeyboardInterrupt
+    lp.fig.observe(interrupt, 'batches')
+    with pytest.raises(KeyboardInterrupt): lp.view = 'end_to_end'   # the batches went out; traces, layout, fits did not
+    assert hits and lp.fig.fits != {}
+    lp.update()
+    assert lp.fig.fits == {} and lp.fig.traces[0]['name'] == 'train loss' and lp.fig.column('batches/x')[-1] == 3_000
+    assert [a['text'] for a in lp.fig.plot_layout['annotations']] == ['fit 2', 'fit 3']
