@@ -297,3 +297,19 @@ def test_an_uncaught_error_on_one_rank_ends_both_processes_with_clear_errors(tmp
     out = p.stdout + p.stderr
     assert 'ValueError: rank 1 broke' in out
     assert 'RankError: rank 1 failed: ValueError: rank 1 broke' in out
+
+
+@pytest.mark.distributed
+@pytest.mark.skipif(not Path('/proc/self/task').is_dir(), reason='counts the threads in /proc/self/task')
+def test_a_process_that_survived_faults_ends_its_group_and_exits_cleanly(tmp_path):
+    "After `destroy_process_group` no Gloo thread is left to run into interpreter exit (where one aborted a rank)."
+    for i in range(3):
+        out = tmp_path/str(i)
+        out.mkdir()
+        p = torchrun(out, 'survive', 'error_after_loss', 'cancel', 'error_in_forward', timeout=60)
+        assert p.returncode == 0 and 'terminate called' not in p.stderr, f"run {i}: {p.stdout[-2000:]}\n{p.stderr[-4000:]}"
+        for r in (0, 1):
+            report = json.loads((out/f'rank{r}.json').read_text())
+            assert [f['outcome'] for f in report['fits']] == [['RankError', 'ValueError'][r], 'ok', ['RuntimeError', 'RankError'][r]]
+            assert report['error'] == ['RuntimeError', 'RankError'][r]     # kept, with DDP's frames in its traceback
+            assert report['threads_after'] == report['threads_before'], f"run {i}, rank {r}: {report}"
