@@ -281,6 +281,7 @@ def _vote(self: DistributedCallback, code: int) -> None:
         self._pass_ended = True
         raise CancelEpochException(f"rank {codes.index(_END_PASS)} ended its training pass")
 
+# %% ../nbs/09_distributed.ipynb #c9d0a053
 @patch
 def _follow(self: DistributedCallback, code: int, codes: list) -> None:
     "After a vote where a process failed or cancelled: share why, and leave the fit with it."
@@ -330,6 +331,7 @@ def _let_go(ddp) -> None:
     "Drop the DDP wrapper's hold on the process group (in C++, its reducer and logger): `run.error`'s traceback keeps the wrapper."
     for k in ('reducer', 'logger', 'process_group'): ddp.__dict__.pop(k, None)
 
+# %% ../nbs/09_distributed.ipynb #c9d0a047
 def _to_cpu(o):
     "`o` (a state dict) with its tensors on the CPU."
     if isinstance(o, torch.Tensor): return o.cpu()
@@ -346,6 +348,7 @@ def _sync_optimizer(self: DistributedCallback) -> None:
     if dist.get_rank(): self.learn.opt.load_state_dict(state[0])
     self._resync = False
 
+# %% ../nbs/09_distributed.ipynb #c9d0a049
 @patch
 def _check_distinct_gpus(self: DistributedCallback, index: int) -> None:
     "Refuse two processes on one GPU (the same decision on every process)."
@@ -422,6 +425,7 @@ def after_epoch(self: DistributedCallback):
 def after_cancel_train(self: DistributedCallback):
     if not self._left: self._cancelled = True   # cancelled here, not by a vote
 
+# %% ../nbs/09_distributed.ipynb #c9d0a055
 @patch
 def after_fit(self: DistributedCallback):
     try:
