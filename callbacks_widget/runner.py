@@ -262,15 +262,15 @@ def _compile(self: Runner) -> None:
 @patch
 def _timed(self: Runner, event: str, hooks: tuple, weight: int) -> bool:
     "`__call__` with each hook timed: `weight` times its seconds go to its callback's `cb_seconds`."
-    res, seconds = False, self._seconds
+    res, seconds, t = False, self._seconds, perf_counter()
     for i, hook in hooks:
-        t = perf_counter()
         try: res = hook() or res
         except BaseException as e:
             seconds[i] += weight * (perf_counter() - t)
             if self._raised(e, i, event): return res
             raise
-        seconds[i] += weight * (perf_counter() - t)
+        start, t = t, perf_counter()   # one reading ends this hook and starts the next
+        seconds[i] += weight * (t - start)
     return res
 
 # %% ../nbs/04_runner.ipynb #b7c1f2a1
