@@ -50,8 +50,9 @@ def plot(loop: dict, upd: dict, path: Path, ins: dict = None) -> None:
         rows = res['rows']
         xs = [names.index(label(r)) + (k - (len(loop) - 1) / 2) * width for r in rows]
         err = [[r['ratio'] - r.get('ratio_lo', r['ratio']) for r in rows], [r.get('ratio_hi', r['ratio']) - r['ratio'] for r in rows]]
-        a1.bar(xs, [r['ratio'] for r in rows], width, yerr=err, capsize=2, label=f"{name} ({res['hand_us_per_batch']:.0f} µs/batch)"
-               if 'hand_us_per_batch' in res else name, color=['#7f7f7f'] + [('#1f77b4', '#17becf')[k % 2]] * (len(rows) - 1))
+        colour = ('#1f77b4', '#17becf')[k % 2]
+        a1.bar(xs, [r['ratio'] for r in rows], width, yerr=err, capsize=2, color=['#7f7f7f'] + [colour] * (len(rows) - 1))
+        a1.bar([0], [0], 0, color=colour, label=f"{name}: (a) {res['hand_us_per_batch']:.0f} µs/batch" if 'hand_us_per_batch' in res else name)
         tops.append(max(r.get('ratio_hi', r['ratio']) for r in rows if not r['label'].startswith('(peer)')) + 0.05)
         lows.append(min(r['ratio'] for r in rows) - 0.05)
         for x, r in zip(xs, rows): a1.text(x, min(r['ratio'], max(tops) - 0.04), f"{r['ratio']:.3f}", ha='center', va='bottom', fontsize=6, rotation=90)
