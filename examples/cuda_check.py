@@ -43,32 +43,16 @@ def demo_data(n_train=None, bs=64):
                               pin_memory=DEVICE == 'cuda'), c=10)
 
 
-def plain_loop(data, epochs=3) -> float:
-    "µs per training batch of the lesson's loop, with the batches copied to the device."
-    torch.manual_seed(0)
-    model, opt = get_model(data)
-    model.to(DEVICE)
-    best = float('inf')
-    for _ in range(epochs):
-        sync(); t = time.perf_counter()
-        for xb, yb in data.train_dl:
-            xb, yb = xb.to(DEVICE, non_blocking=True), yb.to(DEVICE, non_blocking=True)
-            loss = F.cross_entropy(model(xb), yb)
-            loss.backward(); opt.step(); opt.zero_grad()
-        sync(); best = min(best, time.perf_counter() - t)
-    return 1e6 * best / len(data.train_dl)
-
-
 def linear_parts(data) -> tuple:
     "A linear model 784-10 and its SGD: the short step of `bench/loop_overhead.py`'s small workload."
     model = nn.Linear(data.train_ds.x.shape[1], data.c)
     return model, optim.SGD(model.parameters(), lr=0.1)
 
 
-def hand_small(data, epochs=3) -> float:
-    "µs per training batch of a hand-written loop with a linear model that sums the loss and accuracy on the device, as AvgStats does."
+def hand_loop(data, epochs=3, parts=get_model, metrics=False) -> float:
+    "µs per training batch of a hand-written loop, the batches copied to the device (with `metrics`: loss and accuracy summed there, as AvgStats does)."
     torch.manual_seed(0)
-    model, opt = linear_parts(data)
+    model, opt = parts(data)
     model.to(DEVICE)
     best = float('inf')
     for _ in range(epochs):
@@ -78,9 +62,10 @@ def hand_small(data, epochs=3) -> float:
             xb, yb = xb.to(DEVICE, non_blocking=True), yb.to(DEVICE, non_blocking=True)
             pred = model(xb)
             loss = F.cross_entropy(pred, yb)
-            with torch.no_grad():
-                tot_loss = torch.add(tot_loss, loss.detach(), alpha=xb.shape[0])
-                tot_acc = torch.add(tot_acc, accuracy(pred, yb), alpha=xb.shape[0])
+            if metrics:
+                with torch.no_grad():
+                    tot_loss = torch.add(tot_loss, loss.detach(), alpha=xb.shape[0])
+                    tot_acc = torch.add(tot_acc, accuracy(pred, yb), alpha=xb.shape[0])
             loss.backward(); opt.step(); opt.zero_grad()
         float(tot_loss); sync(); best = min(best, time.perf_counter() - t)
     return 1e6 * best / len(data.train_dl)
@@ -147,7 +132,7 @@ def main(argv=None) -> None:
     print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, {name}, Python {sys.version.split()[0]}")
     data = demo_data(args.n_train)
     print(f"demo: {len(data.train_ds)} training items, {len(data.train_dl)} batches of 64 per epoch, on {DEVICE}")
-    print(f"  lesson's plain loop:                      {plain_loop(data, args.epochs):7.1f} µs/batch")
+    print(f"  lesson's plain loop:                      {hand_loop(data, args.epochs):7.1f} µs/batch")
     configs = [('Runner + device + avg_stats', [partial(AvgStatsCallback, accuracy)]),
                ('  + recorder', [partial(AvgStatsCallback, accuracy), Recorder]),
                ('  + mixed precision (bf16)', [partial(AvgStatsCallback, accuracy), Recorder, MixedPrecisionCallback])]
@@ -158,7 +143,7 @@ def main(argv=None) -> None:
         print(f"  {label:40s} {us:7.1f} µs/batch   callbacks: " + ', '.join(f"{k} {v:.1f}" for k, v in costs.items()))
     small = demo_data(min(8000, args.n_train or 8000), bs=8)
     print(f"short step: a linear model, {len(small.train_dl)} batches of 8 per epoch, on {DEVICE}")
-    print(f"  hand-written loop, same metrics on device: {hand_small(small, args.epochs):7.1f} µs/batch")
+    print(f"  hand-written loop, same metrics on device: {hand_loop(small, args.epochs, linear_parts, metrics=True):7.1f} µs/batch")
     small_configs = [('Runner + device + avg_stats', [partial(AvgStatsCallback, accuracy)])]
     if lp: small_configs.append(('  + live plot', [partial(AvgStatsCallback, accuracy), lp]))
     for label, cbs in small_configs:
