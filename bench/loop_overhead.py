@@ -279,17 +279,18 @@ class LivePlotContestant(RunnerContestant):
     def bytes(self): return sum(r.nbytes for r in self.recs)
 
 
-def ours(data) -> list:
-    return [
-        Hand(data, "a'", "(a') hand-written loop again (the method's own bias)"),
-        RunnerContestant('r0', '(r0) Runner, no callbacks', data, lambda: Runner()),
-        RunnerContestant('b', '(b) Runner + AvgStatsCallback', data,
-                         lambda: Runner(cb_funcs=partial(AvgStatsCallback, [accuracy]))),
-        LivePlotContestant(data),
-        RunnerContestant('d', f'(d) Runner + {N_NOOP} no-op callbacks', data,
-                         lambda: Runner(cbs=noop_callbacks())),
-        scheduled(data),
-    ]
+def ours(data, keys=None) -> list:
+    "Our contestants on `data` (those of `keys` only, if given)."
+    makers = {
+        "a'": lambda: Hand(data, "a'", "(a') hand-written loop again (the method's own bias)"),
+        'r0': lambda: RunnerContestant('r0', '(r0) Runner, no callbacks', data, lambda: Runner()),
+        'b': lambda: RunnerContestant('b', '(b) Runner + AvgStatsCallback', data,
+                                      lambda: Runner(cb_funcs=partial(AvgStatsCallback, [accuracy]))),
+        'c': lambda: LivePlotContestant(data),
+        'd': lambda: RunnerContestant('d', f'(d) Runner + {N_NOOP} no-op callbacks', data, lambda: Runner(cbs=noop_callbacks())),
+        's': lambda: scheduled(data),
+    }
+    return [make() for k, make in makers.items() if keys is None or k in keys]
 
 
 def scheduled(data) -> RunnerContestant:
