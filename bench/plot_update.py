@@ -1,4 +1,4 @@
-"""Cost of one live-plot update (`LivePlotCallback.update()`) at history lengths 1k to 1M batches.
+"""Cost of one live-plot update (`LivePlotCallback.update()`) at history lengths 1k to 1M batches, and with 20 fits overlaid in the compare view.
 
 For each length, a `Runner` with `AvgStatsCallback` and `LivePlotCallback` fits one small epoch
 (so the figure has its metric traces and the panel has run), then `cb.history` is filled to the
@@ -51,13 +51,9 @@ def train_steps(learn, n: int) -> None:
         learn.opt.step(); learn.opt.zero_grad()
 
 
-def bench_length(n: int, reps: int, data, learn) -> dict:
-    new_batches = max(1, min(50, n // (4 * (reps + 1))))   # the last update sees exactly n batches
-    run = live_runner()
-    with contextlib.redirect_stdout(io.StringIO()): run.fit(1, learn)
+def time_updates(run, learn, reps: int, new_batches: int, rng) -> dict:
+    "Time `reps` updates of the runner's live plot (after a warm-up), each after `new_batches` batches and 20 training steps."
     cb = run.live_plot
-    rng = np.random.default_rng(n)
-    fill(cb.history, n - new_batches * (reps + 1), rng)
     fig_rec, panel_recs = record_messages(cb.fig), record_tree(cb.panel.widget)
     times, cpu_times, panel_times, fig_bytes, panel_bytes, n_msgs = [], [], [], [], [], []
     for r in range(reps + 1):
@@ -81,6 +77,39 @@ def bench_length(n: int, reps: int, data, learn) -> dict:
                 bytes_median=statistics.median(sizes), bytes_max=max(sizes), fig_bytes_max=max(fig_bytes),
                 panel_bytes_max=max(panel_bytes), messages_median=statistics.median(n_msgs),
                 history_bytes_per_batch=h.nbytes / h.n_iter)
+
+
+def bench_length(n: int, reps: int, data, learn) -> dict:
+    new_batches = max(1, min(50, n // (4 * (reps + 1))))   # the last update sees exactly n batches
+    run = live_runner()
+    with contextlib.redirect_stdout(io.StringIO()): run.fit(1, learn)
+    rng = np.random.default_rng(n)
+    fill(run.live_plot.history, n - new_batches * (reps + 1), rng)
+    return time_updates(run, learn, reps, new_batches, rng)
+
+
+def bench_compare(reps: int, learn, fits: int = 20, batches: int = 5_000) -> dict:
+    """Updates of the compare view with `fits` fits overlaid, the last one running: after one real fit, `fits - 1`
+    fits of `batches` batches (a callback switched between each two, so each has its name), then timed updates."""
+    run = live_runner()
+    with contextlib.redirect_stdout(io.StringIO()): run.fit(1, learn)
+    h, rng = run.live_plot.history, np.random.default_rng(fits)
+    names = tuple(cb.name for cb in run.running)
+    for f in range(fits - 1):
+        h.begin_fit(names + (('gradient_clipping',) if f % 2 else ()))
+        fill(h, h.n_iter + batches, rng)
+        h.add_epoch(0, valid_loss=0.3, train_accuracy=0.9, valid_accuracy=0.88)
+    run.live_plot.view = 'compare'
+    res = time_updates(run, learn, reps, 50, rng)
+    return dict(res, fits=fits, traces=len(run.live_plot.fig.traces),
+                points_max=max(len(run.live_plot.fig.column(t['x'])) for t in run.live_plot.fig.traces))
+
+
+def compare_table(c: dict) -> str:
+    "The compare view's row, in the table's columns."
+    return (f"\n\nCompare view, {c['fits']} fits overlaid ({c['n']:,} batches, {c['traces']} traces of at most {c['points_max']} points; "
+            f"each update after 50 new batches of the running fit): update {c['update_ms']:.2f} ms (median; min {c['update_min_ms']:.2f}, "
+            f"max {c['update_max_ms']:.2f}), {c['bytes_median']:,.0f} bytes sent (median), {c['bytes_max']:,} at most.")
 
 
 def record_bytes(h) -> int:
@@ -136,13 +165,14 @@ def main(argv=None) -> dict:
     learn = make_learner(data)
     rows = [bench_length(n, reps, data, learn) for n in lengths]
     fits = repeated_fits(data, 20 if a.quick else 60)
-    print(table(rows))
+    compare = bench_compare(reps, learn)
+    print(table(rows) + compare_table(compare))
     print()
     print(f"Each update follows up to 50 new batches (an epoch every 5th) and 20 training steps; median of {reps} updates after a warm-up. After {fits['fits']} more fits of "
           f"{fits['batches_per_fit']:.0f} batches, memory grew by {fits['bytes_per_fit']:,.0f} bytes per fit "
           f"({fits['bytes_per_batch']:.1f} bytes per batch) beyond the history's arrays "
           f"({fits['history_bytes_per_batch']:.1f} bytes per batch) and its records of each epoch ({fits['record_bytes_per_fit']:,.0f} bytes per epoch).")
-    res = dict(rows=rows, repeated_fits=fits, reps=reps, max_bytes=max(r['bytes_max'] for r in rows))
+    res = dict(rows=rows, repeated_fits=fits, compare=compare, reps=reps, max_bytes=max(r['bytes_max'] for r in rows + [compare]))
     if a.json:
         with open(a.json, 'w') as f: json.dump(res, f, indent=1)
     print(f"max_bytes={res['max_bytes']}")

@@ -177,7 +177,8 @@ def main(argv=None):
                 f"history's arrays and its record of each epoch ({f['record_bytes_per_fit']:,.0f} bytes; tracemalloc, after the traces reached "
                 f"`max_points`). "
                 f"Largest update: {upd['max_bytes']:,} bytes.")
-    md = results_md(machine(), loop, upd, loop_md(loop), plot_update.table(upd['rows']), upd_note,
+    md = results_md(machine(), loop, upd, loop_md(loop),
+                    plot_update.table(upd['rows']) + (plot_update.compare_table(upd['compare']) if 'compare' in upd else ''), upd_note,
                     ' '.join(['python bench/run_all.py', *(sys.argv[1:] if argv is None else argv)]), instructions_md(ins, upd))
     (HERE / 'results.md').write_text(md)
     update_readme(md)

@@ -8,11 +8,14 @@ __all__ = ['default_device', 'check_device', 'move_optimizer_state', 'DeviceCall
            'DistributedCallback']
 
 # %% ../nbs/09_distributed.ipynb #399bed49
-import copy, os, socket, sys
+import copy, os, socket, sys, weakref
 from contextlib import ExitStack, redirect_stdout
 from typing import Optional
 import torch
 import torch.distributed as dist
+# imported before any group exists: its functions take `group=group.WORLD` as a default argument, so an import after
+# `init_process_group` (DDP's constructor does one) would keep the first default group alive for ever
+if dist.is_available(): import torch.distributed.nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import BatchSampler, DataLoader, DistributedSampler
 from .core import patch
@@ -216,15 +219,24 @@ class DistributedCallback(AlwaysOn, Callback):
         _check_group()
         self.seed, self._epochs_done, self._undo, self.ddp = seed, 0, ExitStack(), None
         self._valid = AvgStats([], in_train=False)  # the live plot's validation loss, on every process
-        # votes, switches and reasons: on the CPU whatever the backend (None: the default group, if it is Gloo; another
-        # group is made here, on every process at once)
-        self.control = None if dist.get_backend() == 'gloo' else dist.new_group(backend='gloo')
+        # votes, switches and reasons: on the CPU whatever the backend (the default group if it is Gloo; else a Gloo group,
+        # made here and at a fit after it was destroyed, on every process at once)
+        self._control = None
+        self._make_control()
         self._resync = False   # after a fit the processes left part-way, their optimizer states differ
         self._new_fit()
 
     def _new_fit(self):
         self._left = self._pass_ended = self._cancelled = False
         self._stage, self._out, self._stepped, self._skipped, self._batches = None, None, True, 0, 0
+
+    @property
+    def control(self):
+        "The Gloo group of the votes (None: the default group); held weakly, so that `destroy_process_group` ends it."
+        return self._control() if self._control is not None else None
+
+    def _make_control(self):
+        if dist.get_backend() != 'gloo' and self.control is None: self._control = weakref.ref(dist.new_group(backend='gloo'))
 
     def set_runner(self, run):
         super().set_runner(run)
@@ -233,6 +245,7 @@ class DistributedCallback(AlwaysOn, Callback):
     def _agree_on_callbacks(self) -> None:
         "Set every process's switches to rank 0's (callbacks in `rank0_only` off elsewhere), and fix them for this fit."
         _check_group()
+        self._make_control()
         self._new_fit()
         switches = [{cb.name: cb.enabled for cb in self.run.cbs}]
         dist.broadcast_object_list(switches, src=0, group=self.control)
@@ -268,6 +281,7 @@ def _vote(self: DistributedCallback, code: int) -> None:
         self._pass_ended = True
         raise CancelEpochException(f"rank {codes.index(_END_PASS)} ended its training pass")
 
+# %% ../nbs/09_distributed.ipynb #c9d0a053
 @patch
 def _follow(self: DistributedCallback, code: int, codes: list) -> None:
     "After a vote where a process failed or cancelled: share why, and leave the fit with it."
@@ -302,6 +316,7 @@ def begin_fit(self: DistributedCallback):
     if cuda is not None: self._check_distinct_gpus(cuda)
     self.ddp = DistributedDataParallel(self.plain, device_ids=[cuda] if cuda is not None else None)
     undo.callback(setattr, self, 'ddp', None)   # its gradient buckets are the size of the model
+    undo.callback(_let_go, self.ddp)
     if self._resync: self._sync_optimizer()
     self.ddp.register_forward_pre_hook(self._before_forward)
     self.ddp.register_forward_hook(self._after_forward)
@@ -312,6 +327,11 @@ def begin_fit(self: DistributedCallback):
     data.train_dl = loader_like(data.train_dl, self.sampler)
     data.valid_dl = loader_like(data.valid_dl, shard(len(data.valid_dl.dataset), rank, world_size))
 
+def _let_go(ddp) -> None:
+    "Drop the DDP wrapper's hold on the process group (in C++, its reducer and logger): `run.error`'s traceback keeps the wrapper."
+    for k in ('reducer', 'logger', 'process_group'): ddp.__dict__.pop(k, None)
+
+# %% ../nbs/09_distributed.ipynb #c9d0a047
 def _to_cpu(o):
     "`o` (a state dict) with its tensors on the CPU."
     if isinstance(o, torch.Tensor): return o.cpu()
@@ -328,6 +348,7 @@ def _sync_optimizer(self: DistributedCallback) -> None:
     if dist.get_rank(): self.learn.opt.load_state_dict(state[0])
     self._resync = False
 
+# %% ../nbs/09_distributed.ipynb #c9d0a049
 @patch
 def _check_distinct_gpus(self: DistributedCallback, index: int) -> None:
     "Refuse two processes on one GPU (the same decision on every process)."
@@ -404,6 +425,7 @@ def after_epoch(self: DistributedCallback):
 def after_cancel_train(self: DistributedCallback):
     if not self._left: self._cancelled = True   # cancelled here, not by a vote
 
+# %% ../nbs/09_distributed.ipynb #c9d0a055
 @patch
 def after_fit(self: DistributedCallback):
     try:

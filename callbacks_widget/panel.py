@@ -62,18 +62,6 @@ class CallbackPanel():
         switch.observe(lambda change: self._switched(cb, switch, change['new']), 'value')
         cb.watch_enabled(lambda cb: setattr(switch, 'value', cb.enabled))
 
-    def begin_fit(self) -> None:
-        "Start the clock and the progress bar of a new fit."
-        self._t0, self._t1, self._since, self.status = time.perf_counter(), None, None, 'running'
-        data = self.run.data
-        self._total = self.run.epochs * (len(data.train_dl) + len(data.valid_dl))
-        self.refresh()
-
-    def end_fit(self, status: str) -> None:
-        "Show the final `status` of the fit (finished, cancelled, interrupted, or failed: ...)."
-        self.status, self._t1 = status, time.perf_counter()
-        self.refresh()
-
     def refresh(self, costs: bool = True) -> None:
         "Redraw progress and status from the runner's state, and the rows' costs and notes if `costs`."
         try: self._show(costs)
@@ -90,17 +78,34 @@ class CallbackPanel():
         colour = {'running': '#1f77b4', 'finished': '#2ca02c', 'ready': '#555'}.get(self.status, '#d62728')
         self.status_text.value = f"<span style='color:{colour}'>{html.escape(self.status)}</span>"
 
-    def _refresh_rows(self) -> None:
-        "Each row's cost per batch in the current or last fit, and its note."
-        run, n = self.run, max(self.run.n_batches, 1)
-        seconds = run.cb_seconds
-        for name, (row, cb, cost, note) in self._rows.items():
-            if cb in run.running and self._t0 is not None: cost.value = f"{1e6*seconds[name]/n:.1f} µs/batch"
-            else: cost.value = 'off' if not cb.enabled else ('not in last fit' if self._t0 is not None else '')
-            if note.value != 'always on':
-                note.value = PENDING if self.status == 'running' and cb.enabled != (cb in run.running) else ''
-
     def _repr_mimebundle_(self, **kwargs): return self.widget._repr_mimebundle_(**kwargs)
+
+# %% ../nbs/07_panel.ipynb #p7fit1
+@patch
+def begin_fit(self: CallbackPanel) -> None:
+    "Start the clock and the progress bar of a new fit."
+    self._t0, self._t1, self._since, self.status = time.perf_counter(), None, None, 'running'
+    data = self.run.data
+    self._total = self.run.epochs * (len(data.train_dl) + len(data.valid_dl))
+    self.refresh()
+
+@patch
+def end_fit(self: CallbackPanel, status: str) -> None:
+    "Show the final `status` of the fit (finished, cancelled, interrupted, or failed: ...)."
+    self.status, self._t1 = status, time.perf_counter()
+    self.refresh()
+
+# %% ../nbs/07_panel.ipynb #p7row1
+@patch
+def _refresh_rows(self: CallbackPanel) -> None:
+    "Each row's cost per batch in the current or last fit, and its note."
+    run, n = self.run, max(self.run.n_batches, 1)
+    seconds = run.cb_seconds
+    for name, (row, cb, cost, note) in self._rows.items():
+        if cb in run.running and self._t0 is not None: cost.value = f"{1e6*seconds[name]/n:.1f} µs/batch"
+        else: cost.value = 'off' if not cb.enabled else ('not in last fit' if self._t0 is not None else '')
+        if note.value != 'always on':
+            note.value = PENDING if self.status == 'running' and cb.enabled != (cb in run.running) else ''
 
 # %% ../nbs/07_panel.ipynb #e5d0a1b1
 @patch

@@ -77,6 +77,7 @@ def main(argv=None) -> None:
             html, csv = run.live_plot.save_html(out/'live_plot.html'), run.live_plot.history.to_csv(out/'history.csv')
             print(f"live plot: {html}\nhistory:   {csv}")
         if args.report: report(run, learn, Path(args.report))
+        dist.barrier()   # no process ends its group while another is still in a collective
     finally: dist.destroy_process_group()
 
 

@@ -34,7 +34,7 @@ bash scripts/setup.sh $v ".[ipywidgets7,frontends7]"
 if $v/bin/python -c "import nbdev" 2>/dev/null || $v/bin/python -c "import fastcore" 2>/dev/null; then
   echo "the runtime install pulled in nbdev or fastcore" >&2; exit 1
 fi
-$v/bin/python -m pytest tests/test_runner.py tests/test_data.py tests/test_liveplot.py tests/test_figure.py tests/test_faults.py -q -p no:cacheprovider -W ignore::DeprecationWarning
+$v/bin/python -m pytest tests/test_runner.py tests/test_data.py tests/test_liveplot.py tests/test_figure.py tests/test_faults.py tests/test_experiments.py -q -p no:cacheprovider -W ignore::DeprecationWarning
 
 echo "== local copies of the widget manager's npm packages (tests/test_views.py serves them to an HTML export)"
 js=.cache/widget-js

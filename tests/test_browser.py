@@ -396,3 +396,62 @@ def test_live_plot_widgets(server, browser_page):
     # --- 6. no JavaScript errors -------------------------------------------------
     (SCREENSHOTS / f"{flavor}-ignored-console-errors.json").write_text(json.dumps(ignored, indent=1))
     assert not js_errors, "JavaScript errors in the browser:\n" + "\n".join(js_errors)
+
+
+# ----------------------------------------------------------------------------------
+# The compare view after a reload (issue 14): JupyterLab only
+# ----------------------------------------------------------------------------------
+
+COMPARE_SETUP = """\
+from callbacks_widget.all import *
+from callbacks_widget.demo import demo_setup
+_, learn = demo_setup()
+run = Runner(cb_funcs=[partial(AvgStatsCallback, accuracy), Recorder, LivePlotCallback])
+print('BATCHES', len(learn.data.train_dl))
+run.live_plot
+"""
+COMPARE_FITS_CELL = "run.fit(1, learn); run.fit(1, learn)\nrun.recorder.enabled = False\nrun.fit(1, learn)\nprint('FITS', len(run.live_plot.history.fit_starts))\n"
+COMPARE_CHECK = "print('VIEW', run.live_plot.view)\n"
+COMPARE_NAMES = ["fit 1", "fit 2 · same", "fit 3 · −recorder"]
+
+
+@pytest.fixture
+def compare_page(chromium_path, tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    bs.write_notebook(root / "compare.ipynb", [PRELUDE, COMPARE_SETUP, COMPARE_FITS_CELL, COMPARE_CHECK])
+    with bs.jupyter_server("lab", root, tmp_path / "jupyter") as srv:
+        with bs.chromium_page("lab-compare", lambda: bs.stop_server(srv, grace=1), CASE_TIMEOUT, SCREENSHOTS, chromium_path) as p:
+            yield srv, p
+
+
+def test_compare_view_survives_a_reload(compare_page):
+    "Three fits, the second switch changed before the third; 'compare fits' clicked; a reload draws the same three named fits."
+    server, (page, js_errors, ignored) = compare_page
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.goto(server.notebook_url("compare.ipynb"), wait_until="domcontentloaded", timeout=60_000)
+    page.locator(bs.CELL).nth(3).wait_for(timeout=60_000)
+    out = bs.run_first_cell(page, 0, "KERNEL_PYTHON", server, timeout=90)
+    server.kernel_pids.append(int(re.search(r"KERNEL_PID (\d+)", out).group(1)))
+    n_train = int(re.search(r"BATCHES (\d+)", bs.run_cell(page, 1, timeout=CELL_TIMEOUT, expect="BATCHES")).group(1))
+    bs.cell(page, 1).locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+    assert "FITS 3" in bs.run_cell(page, 2, timeout=CELL_TIMEOUT, expect="FITS")
+
+    def fits(p):
+        "Each fit's curve (its legend entry) as drawn: name -> last x."
+        tr = p.evaluate(bs.JS_TRACES, 1) or []
+        return {t["name"]: t["last"] for t in tr if " · lr" not in t["name"] and " · valid loss" not in t["name"]}
+
+    expected = {name: n_train for name in COMPARE_NAMES}
+    bs.cell(page, 1).get_by_role("button", name="compare fits").click()
+    assert wait_until(lambda: fits(page) == expected, 60), fits(page)
+    assert "VIEW compare" in bs.run_cell(page, 3, timeout=60, expect="VIEW")
+    page.screenshot(path=str(SCREENSHOTS / "lab-compare-01-clicked.png"), timeout=15_000)
+    page.keyboard.press("Control+s")
+    assert wait_until(lambda: page.locator(".jp-mod-dirty").count() == 0, 30), "the notebook was not saved"
+    page.reload(wait_until="domcontentloaded", timeout=60_000)
+    bs.cell(page, 1).locator(".js-plotly-plot").first.wait_for(timeout=120_000)
+    assert wait_until(lambda: fits(page) == expected, 60), f"after a reload: {fits(page)}"
+    assert bs.cell(page, 1).get_by_role("button", name="compare fits").get_attribute("class").count("mod-active"), "the buttons lost the view"
+    page.screenshot(path=str(SCREENSHOTS / "lab-compare-02-reloaded.png"), timeout=15_000)
+    assert not js_errors, "JavaScript errors in the browser:\n" + "\n".join(js_errors)

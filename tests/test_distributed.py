@@ -135,6 +135,19 @@ def test_a_model_off_the_gpu_under_nccl_is_refused_before_training(group, learn,
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
 
+def test_the_control_group_is_held_weakly_and_made_again_after_a_destroy(group, monkeypatch):
+    real_backend = dist.get_backend
+    monkeypatch.setattr(dist, 'get_backend', lambda group=None: 'nccl' if group is None else real_backend(group))
+    cb = DistributedCallback()   # under NCCL, the votes get a Gloo group of their own
+    control = weakref.ref(cb.control)
+    assert real_backend(cb.control) == 'gloo'
+    dist.destroy_process_group()
+    assert control() is None and cb.control is None   # nothing but the process group's registry held it
+    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{free_port()}', rank=0, world_size=1)
+    cb._make_control()   # as at the start of the next fit
+    assert real_backend(cb.control) == 'gloo'
+
+
 def test_check_rank_device_refuses_two_processes_on_one_gpu():
     assert check_rank_device('cuda:1', local_rank=1, n_visible=4, backend='nccl') == 1
     with pytest.raises(ValueError, match='LOCAL_RANK=1 is on cuda:0'): check_rank_device('cuda:0', 1, 4, 'nccl')
@@ -297,3 +310,19 @@ def test_an_uncaught_error_on_one_rank_ends_both_processes_with_clear_errors(tmp
     out = p.stdout + p.stderr
     assert 'ValueError: rank 1 broke' in out
     assert 'RankError: rank 1 failed: ValueError: rank 1 broke' in out
+
+
+@pytest.mark.distributed
+@pytest.mark.skipif(not Path('/proc/self/task').is_dir(), reason='counts the threads in /proc/self/task')
+def test_a_process_that_survived_faults_ends_its_group_and_exits_cleanly(tmp_path):
+    "After `destroy_process_group` no Gloo thread is left to run into interpreter exit (where one aborted a rank)."
+    for i in range(3):
+        out = tmp_path/str(i)
+        out.mkdir()
+        p = torchrun(out, 'survive', 'error_after_loss', 'cancel', 'error_in_forward', timeout=60)
+        assert p.returncode == 0 and 'terminate called' not in p.stderr, f"run {i}: {p.stdout[-2000:]}\n{p.stderr[-4000:]}"
+        for r in (0, 1):
+            report = json.loads((out/f'rank{r}.json').read_text())
+            assert [f['outcome'] for f in report['fits']] == [['RankError', 'ValueError'][r], 'ok', ['RuntimeError', 'RankError'][r]]
+            assert report['error'] == ['RuntimeError', 'RankError'][r]     # kept, with DDP's frames in its traceback
+            assert report['threads_after'] == report['threads_before'], f"run {i}, rank {r}: {report}"

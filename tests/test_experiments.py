@@ -344,3 +344,254 @@ def test_restart_and_lr_find_with_a_model_that_moved_to_the_gpu():
     with pytest.raises(KeyboardInterrupt):
         Runner(cbs=[DeviceCallback('cuda'), LR_Find(max_iter=10), RaiseAt(KeyboardInterrupt(), 3)]).fit(1, learn)
     assert unchanged(learn, snap) and next(learn.model.parameters()).is_cuda
+
+
+# --- experiments in the live plot: each fit's callbacks, the compare view, the finder's curve (issue 14)
+
+import csv, threading
+import numpy as np
+from callbacks_widget.history import History, fit_name
+from callbacks_widget.liveplot import COMPARE_FITS, COMPARE_POINTS
+
+
+def live(*cbs, **kw):
+    "A runner with stats, the callbacks `cbs` (instances or classes) and a live plot."
+    inst = [c for c in cbs if isinstance(c, Callback)]
+    return Runner(cbs=inst, cb_funcs=[partial(AvgStatsCallback, accuracy), *[c for c in cbs if not isinstance(c, Callback)],
+                                      partial(LivePlotCallback, **kw)])
+
+
+def legend(lp):
+    "The fits' traces as the legend lists them (one per fit), as a view draws them."
+    return [t for t in lp.fig.figure().data if t.showlegend is not False]
+
+
+def off(cb):
+    cb.enabled = False
+    return cb
+
+
+def test_fits_are_named_by_what_changed():
+    assert fit_name(0, (), ('a', 'b')) == 'fit 1'
+    assert fit_name(1, ('a', 'b'), ('a', 'b')) == 'fit 2 · same'
+    assert fit_name(2, ('a', 'param_scheduler'), ('a',)) == 'fit 3 · −param_scheduler'
+    assert fit_name(3, ('a',), ('a', 'gradient_clipping')) == 'fit 4 · +gradient_clipping'
+    assert fit_name(4, ('a', 'b'), ('a', 'c')) == 'fit 5 · −b +c'
+
+
+def test_history_keeps_each_fits_callbacks_in_csv_and_html(learn, tmp_path, capsys):
+    run = live(Recorder, off(GradientClipping()))
+    run.fit(1, learn)
+    run.recorder.enabled = False
+    run.fit(1, learn)
+    run.gradient_clipping.enabled = True
+    run.fit(1, learn)
+    h, n = run.live_plot.history, len(learn.data.train_dl)
+    assert h.fit_callbacks == [('train_eval', 'avg_stats', 'recorder', 'live_plot'), ('train_eval', 'avg_stats', 'live_plot'),
+                               ('train_eval', 'avg_stats', 'gradient_clipping', 'live_plot')]
+    assert h.fit_names(range(3)) == ['fit 1', 'fit 2 · −recorder', 'fit 3 · +gradient_clipping']
+    rows = list(csv.reader(open(h.to_csv(tmp_path / 'h.csv'))))
+    assert rows[0][:3] == ['iteration', 'fit', 'callbacks']
+    assert [r[2] for r in rows[1::n]] == [' '.join(c) for c in h.fit_callbacks]
+    page = run.live_plot.save_html(tmp_path / 'p.html').read_text()
+    assert '<td>fit 3 · +gradient_clipping</td><td>17</td><td>train_eval avg_stats gradient_clipping live_plot</td>' in page
+    assert 'fit 3 · +gradient_clipping' in str(run.live_plot.fig.plot_layout['annotations'])   # hover text of the fit's marker
+
+
+def test_an_interrupt_inside_begin_fit_keeps_one_committed_number_of_fits():
+    class Interrupting(list):
+        armed = True
+        def append(self, v):
+            if Interrupting.armed: Interrupting.armed = False; raise KeyboardInterrupt
+            super().append(v)
+    h = History()
+    h.begin_fit(('a',)); h.add_batches([1., 2.], [0.1] * 2)
+    h.fit_starts = Interrupting(h.fit_starts)
+    with pytest.raises(KeyboardInterrupt): h.begin_fit(('a', 'b'))   # the callbacks went in, the start did not
+    assert len(h.fit_starts) == 1 and h.fit_names(range(len(h.fit_starts))) == ['fit 1']
+    h.begin_fit(('b',))
+    assert h.fit_starts == [0, 2] and h.fit_callbacks == [('a',), ('b',)]
+    assert h.fit_names([1]) == ['fit 2 · −a +b']
+
+
+def test_compare_view_overlays_the_fits_from_code_and_from_the_buttons(learn):
+    run = live(Recorder)
+    lp = run.live_plot
+    run.fit(2, learn)
+    run.recorder.enabled = False
+    run.fit(1, learn)
+    run.fit(1, learn)
+    n = len(learn.data.train_dl)
+    lp.view = 'compare'
+    assert lp.view_buttons.value == 'compare' and lp.fig.get_state()['view'] == 'compare'
+    fits = legend(lp)
+    assert [t.name for t in fits] == ['fit 1', 'fit 2 · −recorder', 'fit 3 · same']
+    assert [(t.x[0], t.x[-1]) for t in fits] == [(1, 2 * n), (1, n), (1, n)]   # each from its first batch
+    h = lp.history
+    np.testing.assert_allclose(fits[1].y, h.smooth_loss.values[2 * n:3 * n])
+    valid = [t for t in lp.fig.figure().data if t.name.endswith('valid loss')]
+    assert [list(t.x) for t in valid] == [[n, 2 * n], [n], [n]]
+    assert lp.fig.batches == {} and lp.fig.plot_layout['yaxis2']['visible'] is False
+    lp.view_buttons.value = 'end_to_end'   # a click
+    assert lp.view == 'end_to_end' and lp.fig.fits == {} and lp.fig.column('batches/x')[-1] == 4 * n
+    lp.view_buttons.value = 'compare'
+    assert len(legend(lp)) == 3
+    with pytest.raises(ValueError, match="view must be one of end_to_end, compare, lr_find; got 'overlay'"): lp.view = 'overlay'
+
+
+def test_view_switched_during_a_fit_draws_the_running_fit_at_once(learn):
+    seen = {}
+    class Switch(Callback):
+        _order = 30
+        def after_batch(self):
+            lp = self.run.live_plot
+            if self.in_train and self.n_iter == 3:
+                lp.view = 'compare'
+                seen['at 3'] = [len(t.x) for t in legend(lp)]
+            if self.in_train and self.n_iter == 5:   # a click that arrives on another thread waits for the next update
+                t = threading.Thread(target=lambda: setattr(lp.view_buttons, 'value', 'end_to_end')); t.start(); t.join()
+                seen['at 5'] = lp.view
+    run = live(Switch, every=0)
+    run.fit(1, learn)
+    run.switch.enabled = True
+    run.fit(1, learn)
+    n = len(learn.data.train_dl)
+    assert seen == {'at 3': [n, 3], 'at 5': 'compare'}
+    assert run.live_plot.view == 'end_to_end' and run.live_plot.fig.column('batches/x')[-1] == 2 * n
+
+
+def fill_fits(lp, fits: int, batches: int, rng=np.random.default_rng(0)):
+    "Add `fits` fits of `batches` batches and two epochs each to the live plot's history."
+    h = lp.history
+    for f in range(fits):
+        h.begin_fit(('train_eval', 'live_plot') if f % 2 else ('train_eval', 'param_scheduler', 'live_plot'))
+        for e in range(2):
+            h.add_batches((2 + rng.random(batches // 2) - f / fits).tolist(), [0.1] * (batches // 2))
+            h.add_epoch(e, valid_loss=1. + f / fits, train_accuracy=0.5)
+
+
+@pytest.mark.parametrize('fits', [20, 2_000])
+def test_compare_view_stays_bounded_whatever_the_number_of_fits(fits):
+    lp = LivePlotCallback(max_points=1000)
+    sent = record_messages(lp.fig)
+    fill_fits(lp, fits - 1, 1_000)
+    lp.view = 'compare'
+    fill_fits(lp, 1, 1_000)   # a new fit: new traces, columns and names in one update
+    sent.messages.clear()
+    lp.update()
+    for _ in range(5):
+        lp.history.add_batches([1.] * 50, [0.1] * 50); lp.update()
+    assert max(sent.sizes) <= 64_000, sent.sizes
+    fig = lp.fig.figure()
+    assert all(len(t.x) <= min(lp.max_points, COMPARE_POINTS // COMPARE_FITS) for t in fig.data)
+    names = [t.name for t in legend(lp)]
+    assert len(names) == min(fits, COMPARE_FITS) and names[0] == 'fit 1' and names[-1] == f'fit {fits} · same'
+    notes = [a['text'] for a in lp.fig.plot_layout['annotations']]
+    assert notes == ([] if fits <= COMPARE_FITS else [f'{fits - COMPARE_FITS} older fits not shown (the first and the latest 19 are)'])
+    assert legend(lp)[-1].x[-1] == 1_250   # the running fit, to its last batch
+
+
+def test_zoom_in_the_compare_view_reaggregates_each_fit_and_a_switch_shows_all_again():
+    lp = LivePlotCallback(max_points=50)
+    fill_fits(lp, 3, 10_000)
+    lp.view = 'compare'
+    lp.fig._handle_msg({'content': {'data': {'method': 'custom', 'content': {'event': 'zoom', 'range': [100, 200]}}}, 'buffers': []})
+    for t in legend(lp): assert 100 <= t.x[0] < t.x[-1] <= 200 and len(t.x) == 50
+    assert lp.fig.plot_layout['xaxis3']['range'] == [100, 200]
+    lp.view = 'end_to_end'
+    assert lp.fig.x_range == () and lp.fig.column('batches/x')[-1] == 30_000
+
+
+def test_ctrl_c_in_a_compare_redraw_leaves_the_figure_consistent(learn):
+    run = live(every=3600)
+    lp = run.live_plot
+    run.fit(1, learn)
+    lp.view = 'compare'
+    hits = []
+    def interrupt(change):   # lands between the redraw's trait assignments
+        if not hits and lp.panel.status == 'running' and lp.history.epochs[-1]['fit'] == 1: hits.append(1); raise KeyboardInterrupt
+    lp.fig.observe(interrupt, 'fits')
+    with pytest.raises(KeyboardInterrupt): run.fit(2, learn)
+    assert hits and lp.panel.status == 'interrupted'
+    n = len(learn.data.train_dl)
+    assert [(t.name, t.x[-1]) for t in legend(lp)] == [('fit 1', n), ('fit 2 · same', n)]   # after_fit's redraw completed it
+    run.fit(1, learn)
+    assert [(t.name, t.x[-1]) for t in legend(lp)] == [('fit 1', n), ('fit 2 · same', n), ('fit 3 · same', n)]
+
+
+def test_ctrl_c_in_begin_fit_leaves_history_and_figure_consistent(learn):
+    class StopSecond(Callback):
+        _order = 25   # after the live plot's begin_fit
+        def begin_fit(self):
+            if self.run.live_plot.history.n_iter: raise KeyboardInterrupt
+    run = live(StopSecond)
+    lp = run.live_plot
+    run.fit(1, learn)
+    lp.view = 'compare'
+    with pytest.raises(KeyboardInterrupt): run.fit(1, learn)
+    h = lp.history
+    assert len(h.fit_starts) == len(h.fit_callbacks) == 2 and lp.panel.status == 'interrupted'
+    run.stop_second.enabled = False
+    run.fit(1, learn)
+    assert [t.name for t in legend(lp)] == ['fit 1', 'fit 2 · same', 'fit 3 · −stop_second']
+    assert [len(t.x) for t in legend(lp)] == [len(learn.data.train_dl), 0, len(learn.data.train_dl)]
+
+
+def test_lr_finder_curve_is_drawn_against_the_learning_rate(learn):
+    run = live(LR_Find(max_iter=30, min_lr=1e-4, max_lr=1.), every=0)
+    lp = run.live_plot
+    run.fit(1, learn)
+    assert lp.view == 'lr_find' and lp.view_buttons.value == 'lr_find'
+    curve, raw = lp.fig.figure().data
+    f = run.lr_find
+    assert curve.name == 'fit 1' and raw.name == 'fit 1 · loss'
+    np.testing.assert_allclose(curve.x, f.lrs[:len(curve.x)], rtol=1e-6)
+    np.testing.assert_allclose(raw.y, f.losses[:len(raw.y)], rtol=1e-6)
+    np.testing.assert_allclose(curve.y, lp.history.smooth_loss.values)
+    lay = lp.fig.plot_layout
+    assert lay['xaxis']['type'] == 'log' and lay['xaxis']['title']['text'] == 'learning rate (log)'
+    run.lr_find.enabled = False
+    run.fit(1, learn)
+    assert lp.view == 'end_to_end'   # back to the view the finder replaced
+    lp.view = 'lr_find'              # the user's choice stays
+    run.lr_find.enabled = True
+    run.fit(1, learn)
+    run.lr_find.enabled = False
+    run.fit(1, learn)
+    assert lp.view == 'lr_find' and [t.name for t in legend(lp)] == ['fit 1', 'fit 3 · +lr_find']
+
+
+def test_lr_finder_view_without_a_finder_fit_says_how_to_get_one():
+    lp = LivePlotCallback()
+    fill_fits(lp, 2, 100)
+    lp.view = 'lr_find'
+    assert lp.fig.traces == [] and lp.fig.fits == {}
+    assert [a['text'] for a in lp.fig.plot_layout['annotations']] == ["no fit ran lr_find: add LR_Find() to the runner's callbacks"]
+
+
+def test_fit_names_are_escaped_in_the_compare_view(learn):
+    class Evil(Callback):
+        @property
+        def name(self): return '<img src=x onerror=alert(1)>'
+    run = live(off(Evil()))
+    run.fit(1, learn)
+    next(cb for cb in run.cbs if isinstance(cb, Evil)).enabled = True
+    run.fit(1, learn)
+    run.live_plot.view = 'compare'
+    names = [t['name'] for t in run.live_plot.fig.traces]
+    assert 'fit 2 · +&lt;img src=x onerror=alert(1)&gt;' in names and not any('<' in n for n in names)
+
+
+def test_ctrl_c_in_a_view_switch_then_the_next_update_draws_the_whole_view():
+    lp = LivePlotCallback(max_points=100)
+    fill_fits(lp, 3, 1_000)
+    lp.view = 'compare'
+    hits = []
+    def interrupt(change):
+        if not hits: hits.append(1); raise KeyboardInterrupt
+    lp.fig.observe(interrupt, 'batches')
+    with pytest.raises(KeyboardInterrupt): lp.view = 'end_to_end'   # the batches went out; traces, layout, fits did not
+    assert hits and lp.fig.fits != {}
+    lp.update()
+    assert lp.fig.fits == {} and lp.fig.traces[0]['name'] == 'train loss' and lp.fig.column('batches/x')[-1] == 3_000
+    assert [a['text'] for a in lp.fig.plot_layout['annotations']] == ['fit 2', 'fit 3']

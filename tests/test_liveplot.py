@@ -243,7 +243,7 @@ def test_fit_markers_stay_small_over_many_fits():
     assert len(layout.shapes) == 1 and layout.shapes[0].path.count('M') == 60
     labels = [a.text for a in layout.annotations]
     assert labels[-1] == 'fit 61' and len(labels) == FIT_LABELS, labels
-    assert max(sent.sizes) < 12_000, max(sent.sizes)
+    assert max(sent.sizes) < 13_000, max(sent.sizes)   # the layout, with 7 labels and their hover text
 
 
 def test_demo_command_line(tmp_path, capsys):
