@@ -1,8 +1,12 @@
-"""Per-epoch cost of the `Runner` and its callbacks against a hand-written loop (the lesson's workload).
+"""Per-epoch cost of the `Runner` and its callbacks against a hand-written loop, on two workloads.
 
-Workload: MLP 784-50-10 (`get_model(data, lr=0.5, nh=50)`), SGD lr 0.5, batch 64, synthetic data of
-MNIST's shape (50k train / 10k valid), one torch thread, the same `get_dls` + `DataBunch` pipeline
-for every contestant.
+Workloads (`WORKLOADS`; one torch thread, synthetic data of MNIST's shape, the same `get_dls` +
+`DataBunch` pipeline for every contestant):
+- `lesson`: the lesson's MLP 784-50-10 (`get_model(data, lr=0.5, nh=50)`), SGD lr 0.5, batch 64,
+  50k train / 10k valid. Its step is long (~370 µs on a quiet core): the loop's own Python hides in it.
+- `small`: a linear model 784-10, SGD lr 0.1, batch 8, 10k train / 2k valid: a step about a third of
+  the lesson's, as short as a small model's step on a GPU (50-200 µs), where the loop's Python per
+  batch shows.
 
 Pacing: the hand-written loop runs alongside every contestant's epoch, one batch at a time. Each
 contestant reads its data through a batch sampler that first runs one step of the hand-written loop
@@ -17,15 +21,18 @@ CPU time (this thread's) is booked the same way: it does not count moments when 
 the core, which pacing cannot cancel.
 Ratios and overheads are medians over the timed epochs; the first round is a warm-up.
 
-    python bench/loop_overhead.py [--quick] [--peers] [--epochs N] [--json PATH]
+    python bench/loop_overhead.py [--quick] [--peers] [--workload lesson|small|both] [--epochs N] [--json PATH]
 
-The last line printed is `ratio=<median ratio of (c) to (a)>`.
+The JSON holds one result per workload (`{"lesson": ..., "small": ...}`). The last lines printed are
+`ratio=<median ratio of (c) to (a)>` of each workload run (`small_ratio=` for the small one).
 """
 import argparse, contextlib, gc, io, json, math, random, statistics, sys, time
 from functools import partial
+from typing import NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
+from torch import nn, optim
 
 from torch.utils.data import DataLoader
 
@@ -41,18 +48,50 @@ N_NOOP = 20
 SCHED = combine_scheds([0.3, 0.7], [sched_cos(0.3, 0.6), sched_cos(0.6, 0.2)])
 
 
-# ---------------------------------------------------------------- data and models
-def make_data(n_train: int, n_valid: int, bs: int = 64, seed: int = 0) -> DataBunch:
+# ---------------------------------------------------------------- workloads, data and models
+class Workload(NamedTuple):
+    "A model, batch size and data size to time the loop on (`quick`: the sizes of a --quick run)."
+    name: str
+    describe: str
+    bs: int
+    nh: Optional[int]      # hidden units of the lesson's MLP; None: a linear model
+    lr: float
+    sizes: tuple           # (train, valid) samples
+    quick: tuple
+    epochs: int            # timed epochs per contestant
+
+    def data(self, quick: bool = False) -> 'BenchData':
+        return make_data(*(self.quick if quick else self.sizes), bs=self.bs, nh=self.nh, lr=self.lr)
+
+
+WORKLOADS = {
+    'lesson': Workload('lesson', "the lesson's MLP 784-50-10, SGD lr 0.5, batch 64", 64, 50, 0.5,
+                       (50_000, 10_000), (10_000, 2_000), 15),
+    'small': Workload('small', "a linear model 784-10, SGD lr 0.1, batch 8 (a short step, as on a GPU)", 8, None, 0.1,
+                      (10_000, 2_000), (2_000, 400), 15),
+}
+
+
+class BenchData(DataBunch):
+    "A `DataBunch` that knows the model to train on it: the lesson's MLP with `nh` hidden units, or linear if `nh` is None."
+    def __init__(self, train_dl, valid_dl, c=None, nh: Optional[int] = 50, lr: float = 0.5):
+        super().__init__(train_dl, valid_dl, c)
+        self.nh, self.lr = nh, lr
+
+
+def make_data(n_train: int, n_valid: int, bs: int = 64, seed: int = 0, nh: Optional[int] = 50, lr: float = 0.5) -> BenchData:
     g = torch.Generator().manual_seed(seed)
     x_train, x_valid = torch.rand(n_train, 784, generator=g), torch.rand(n_valid, 784, generator=g)
     y_train = torch.randint(0, 10, (n_train,), generator=g, dtype=torch.int64)
     y_valid = torch.randint(0, 10, (n_valid,), generator=g, dtype=torch.int64)
-    return DataBunch(*get_dls(Dataset(x_train, y_train), Dataset(x_valid, y_valid), bs), c=10)
+    return BenchData(*get_dls(Dataset(x_train, y_train), Dataset(x_valid, y_valid), bs), c=10, nh=nh, lr=lr)
 
 
-def make_learner(data: DataBunch, seed: int = 0) -> Learner:
+def make_learner(data: BenchData, seed: int = 0) -> Learner:
     torch.manual_seed(seed)
-    return Learner(*get_model(data, lr=0.5, nh=50), F.cross_entropy, data)
+    if data.nh is not None: return Learner(*get_model(data, lr=data.lr, nh=data.nh), F.cross_entropy, data)
+    model = nn.Linear(data.train_ds.x.shape[1], data.c)
+    return Learner(model, optim.SGD(model.parameters(), lr=data.lr), F.cross_entropy, data)
 
 
 # ---------------------------------------------------------------- (a) the hand-written loop
@@ -139,7 +178,7 @@ class PacedSampler:
 def paced(data: DataBunch, pacer: Pacer) -> DataBunch:
     "`data` read through `PacedSampler`s: still torch `DataLoader`s over the same datasets and batches."
     dl = lambda d: DataLoader(d.dataset, sampler=PacedSampler(d.sampler, pacer), batch_size=None)
-    return DataBunch(dl(data.train_dl), dl(data.valid_dl), c=data.c)
+    return BenchData(dl(data.train_dl), dl(data.valid_dl), c=data.c, nh=data.nh, lr=data.lr)
 
 
 # ---------------------------------------------------------------- (d) no-op callbacks
@@ -173,7 +212,8 @@ def dispatch_micro(n_calls: int = 20_000, blocks: int = 15) -> float:
     events = ('after_pred', 'after_loss', 'after_backward', 'after_step')  # TrainEvalCallback has none of these
     def block(run):
         t = time.perf_counter()
-        for _ in range(n_calls // len(events)):
+        for b in range(n_calls // len(events)):
+            run.n_batches = b   # as in a fit (the runner times the hooks of one batch in `TIME_EVERY`)
             for e in events: run(e)
         return time.perf_counter() - t
     t0s, tds = [], []
@@ -207,10 +247,11 @@ class Contestant:
 
 
 class Hand(Contestant):
-    def __init__(self, data, key='a', label='(a) hand-written loop'):
+    "The hand-written loop (setting the lr from `sched` before each training batch, if given)."
+    def __init__(self, data, key='a', label='(a) hand-written loop', sched=None):
         super().__init__(key, label)
-        self.learn = make_learner(data)
-    def epoch(self): hand_epoch(self.learn)
+        self.learn, self.sched = make_learner(data), sched
+    def epoch(self): hand_epoch(self.learn, self.sched)
 
 
 class RunnerContestant(Contestant):
@@ -238,17 +279,18 @@ class LivePlotContestant(RunnerContestant):
     def bytes(self): return sum(r.nbytes for r in self.recs)
 
 
-def ours(data) -> list:
-    return [
-        Hand(data, "a'", "(a') hand-written loop again (the method's own bias)"),
-        RunnerContestant('r0', '(r0) Runner, no callbacks', data, lambda: Runner()),
-        RunnerContestant('b', '(b) Runner + AvgStatsCallback', data,
-                         lambda: Runner(cb_funcs=partial(AvgStatsCallback, [accuracy]))),
-        LivePlotContestant(data),
-        RunnerContestant('d', f'(d) Runner + {N_NOOP} no-op callbacks', data,
-                         lambda: Runner(cbs=noop_callbacks())),
-        scheduled(data),
-    ]
+def ours(data, keys=None) -> list:
+    "Our contestants on `data` (those of `keys` only, if given)."
+    makers = {
+        "a'": lambda: Hand(data, "a'", "(a') hand-written loop again (the method's own bias)"),
+        'r0': lambda: RunnerContestant('r0', '(r0) Runner, no callbacks', data, lambda: Runner()),
+        'b': lambda: RunnerContestant('b', '(b) Runner + AvgStatsCallback', data,
+                                      lambda: Runner(cb_funcs=partial(AvgStatsCallback, [accuracy]))),
+        'c': lambda: LivePlotContestant(data),
+        'd': lambda: RunnerContestant('d', f'(d) Runner + {N_NOOP} no-op callbacks', data, lambda: Runner(cbs=noop_callbacks())),
+        's': lambda: scheduled(data),
+    }
+    return [make() for k, make in makers.items() if keys is None or k in keys]
 
 
 def scheduled(data) -> RunnerContestant:
@@ -382,7 +424,7 @@ def summarise(data, contestants, times, n_events: int) -> dict:
         if isinstance(c, LivePlotContestant):
             rows[-1]['messages_per_epoch'] = c.messages / max(1, len(ts) + 1)
             rows[-1]['bytes_per_epoch'] = c.bytes / max(1, len(ts) + 1)
-    out = dict(rows=rows, n_train=len(data.train_ds), n_valid=len(data.valid_ds),
+    out = dict(rows=rows, n_train=len(data.train_ds), n_valid=len(data.valid_ds), hand_us_per_batch=1e6*statistics.median(hand)/n_batches,
                train_batches=len(data.train_dl), valid_batches=len(data.valid_dl), events_per_epoch=n_events,
                torch_threads=torch.get_num_threads(), method='paced')
     if 'd' in diffs and 'r0' in diffs:
@@ -415,8 +457,8 @@ def notes(res: dict) -> str:
            "(r0) does less work than (a) (no metrics): it is only the baseline of (d). (s) is paced against the "
            "hand-written loop that sets the same lr before each training batch (the others against the plain one).",
            f"{res['n_train']} train / {res['n_valid']} valid samples: {res['train_batches']} + {res['valid_batches']} "
-           f"batches and {res['events_per_epoch']} events per epoch; {res['rows'][1]['n']} timed epochs per contestant "
-           f"after 1 warm-up round; torch threads: {res['torch_threads']}."]
+           f"batches and {res['events_per_epoch']} events per epoch; (a) took {res['hand_us_per_batch']:.0f} µs per batch "
+           f"(median); {res['rows'][1]['n']} timed epochs per contestant after 1 warm-up round; torch threads: {res['torch_threads']}."]
     if 'dispatch_us_per_cb_event' in res:
         out.append(f"(d) dispatch: {res['dispatch_us_per_cb_event']:.3f} µs per callback per event in the loop "
                    f"= (((d)-(a)) - ((r0)-(a))) / ({N_NOOP} x {res['events_per_epoch']}); timed alone (`Runner.__call__`, "
@@ -428,33 +470,42 @@ def notes(res: dict) -> str:
     return '\n'.join(out)
 
 
+def run_workload(w: Workload, quick: bool = False, epochs: Optional[int] = None, with_peers: bool = False, log=None) -> dict:
+    "Every contestant (and the peers, if `with_peers`) timed on workload `w`, paced; the summary."
+    data = w.data(quick)
+    n_events = events_per_epoch(data)
+    pacer = Pacer(make_learner(data, seed=1))
+    theirs = paced(data, pacer)
+    contestants = ours(theirs) + (peers(theirs) if with_peers else [])
+    times = measure(pacer, contestants, epochs or (3 if quick else w.epochs), log=log)
+    res = summarise(data, contestants, times, n_events)
+    res.update(workload=w.name, describe=w.describe, quick=quick)
+    return res
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--quick', action='store_true', help='10k train / 2k valid samples, 3 timed epochs (CI)')
+    ap.add_argument('--quick', action='store_true', help='a fifth of the samples, 3 timed epochs (CI)')
     ap.add_argument('--peers', action='store_true', help='also fastai, PyTorch Lightning, pytorch-ignite if they import')
+    ap.add_argument('--workload', choices=[*WORKLOADS, 'both'], default='both')
     ap.add_argument('--epochs', type=int, default=None, help='timed epochs per contestant (after 1 warm-up)')
     ap.add_argument('--json', default=None, help='also write the results as JSON to this path')
     ap.add_argument('-v', '--verbose', action='store_true')
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
-    n_train, n_valid, epochs = (10_000, 2_000, 3) if a.quick else (50_000, 10_000, 15)
-    if a.epochs: epochs = a.epochs
-    data = make_data(n_train, n_valid)
-    n_events = events_per_epoch(data)
-    pacer = Pacer(make_learner(data, seed=1))
-    theirs = paced(data, pacer)
-    contestants = ours(theirs) + (peers(theirs) if a.peers else [])
     log = (lambda s: print(s, file=sys.stderr)) if a.verbose else None
-    times = measure(pacer, contestants, epochs, log=log)
-    res = summarise(data, contestants, times, n_events)
-    res['quick'] = a.quick
-    print(table(res))
-    print()
-    print(notes(res))
+    out = {}
+    for name in (WORKLOADS if a.workload == 'both' else [a.workload]):
+        out[name] = res = run_workload(WORKLOADS[name], a.quick, a.epochs, a.peers, log)
+        print(f"## {name}: {res['describe']}\n")
+        print(table(res))
+        print()
+        print(notes(res))
+        print()
     if a.json:
-        with open(a.json, 'w') as f: json.dump(res, f, indent=1)
-    print(f"ratio={res['ratio_c']:.4f}")
-    return res
+        with open(a.json, 'w') as f: json.dump(out, f, indent=1)
+    for name, res in out.items(): print(f"{'' if name == 'lesson' else name + '_'}ratio={res['ratio_c']:.4f}")
+    return out
 
 
 if __name__ == '__main__':

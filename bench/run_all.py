@@ -3,7 +3,7 @@
     python bench/run_all.py [--quick] [--peers] [--no-instructions | --instructions-from JSON] [--reuse]
 
 With valgrind installed (and not --quick), also counts each contestant's instructions per epoch
-(`bench/instructions.py`, 30 to 60 minutes on 2 cores): a measure of the loop's own work that the VM's noise cannot touch.
+(`bench/instructions.py`, one to two hours on 2 cores): a measure of the loop's own work that the VM's noise cannot touch.
 
 Each benchmark runs in its own process (so one's memory does not disturb the other) and hands its
 numbers back as JSON in bench/out/ (git-ignored).
@@ -42,22 +42,32 @@ def plot(loop: dict, upd: dict, path: Path, ins: dict = None) -> None:
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
-    rows = loop['rows']
-    names = [r['label'].split()[-2].replace('pytorch-', '') if r['label'].startswith('(peer)') else r['label'].split(' ', 1)[0] for r in rows]
-    err = [[r['ratio'] - r.get('ratio_lo', r['ratio']) for r in rows], [r.get('ratio_hi', r['ratio']) - r['ratio'] for r in rows]]
-    a1.bar(names, [r['ratio'] for r in rows], yerr=err, capsize=3, color=['#7f7f7f'] + ['#1f77b4'] * (len(rows) - 1))
+    label = lambda r: r['label'].split()[-2].replace('pytorch-', '') if r['label'].startswith('(peer)') else r['label'].split(' ', 1)[0]
+    names = list(dict.fromkeys(label(r) for res in loop.values() for r in res['rows']))
+    width = 0.8 / len(loop)
+    tops, lows = [1.2], [0.8]
+    for k, (name, res) in enumerate(loop.items()):
+        rows = res['rows']
+        xs = [names.index(label(r)) + (k - (len(loop) - 1) / 2) * width for r in rows]
+        err = [[r['ratio'] - r.get('ratio_lo', r['ratio']) for r in rows], [r.get('ratio_hi', r['ratio']) - r['ratio'] for r in rows]]
+        colour = ('#1f77b4', '#17becf')[k % 2]
+        a1.bar(xs, [r['ratio'] for r in rows], width, yerr=err, capsize=2, color=['#7f7f7f'] + [colour] * (len(rows) - 1))
+        a1.bar([0], [0], 0, color=colour, label=f"{name}: (a) {res['hand_us_per_batch']:.0f} µs/batch" if 'hand_us_per_batch' in res else name)
+        tops.append(max(r.get('ratio_hi', r['ratio']) for r in rows if not r['label'].startswith('(peer)')) + 0.05)
+        lows.append(min(r['ratio'] for r in rows) - 0.05)
+        for x, r in zip(xs, rows): a1.text(x, min(r['ratio'], max(tops) - 0.04), f"{r['ratio']:.3f}", ha='center', va='bottom', fontsize=6, rotation=90)
     for x, t in ((names.index('(b)'), 1.05), (names.index('(c)'), 1.08)) if '(b)' in names and '(c)' in names else ():
         a1.hlines(t, x - 0.4, x + 0.4, colors='#d62728', linestyles='dashed')
-    top = max(1.2, max(r.get('ratio_hi', r['ratio']) for r in rows if not r['label'].startswith('(peer)')) + 0.05)
-    a1.set_ylim(min(0.8, min(r['ratio'] for r in rows) - 0.05), top)   # a slow peer's bar is cut; its number is on it
+    a1.set_xticks(range(len(names)), names)
+    a1.set_ylim(min(lows), max(tops))   # a slow peer's bar is cut; its number is on it
     a1.axhline(1, color='k', lw=0.5)
-    if ins:
-        pts = [(names.index(r['label'].split(' ', 1)[0]), r['ratio']) for r in ins['rows'] if r['label'].split(' ', 1)[0] in names]
-        a1.plot(*zip(*pts), 'D', color='#ff7f0e', label='instructions / (a)')
-        a1.legend(fontsize=8, loc='upper left')
+    for k, (name, res) in enumerate(ins.items() if ins else ()):
+        pts = [(names.index(label(r)) + (list(loop).index(name) - (len(loop) - 1) / 2) * width, r['ratio'])
+               for r in res['rows'] if label(r) in names and name in loop]
+        if pts: a1.plot(*zip(*pts), 'D', ms=4, color=('#ff7f0e', '#d62728')[k % 2], label=f'{name}: instructions / (a)')
+    a1.legend(fontsize=7, loc='upper left')
     a1.set_ylabel('time / paced hand-written (median)')
-    a1.set_title(f"Loop overhead ({loop['n_train'] // 1000}k MLP epochs; bars: 90% interval; dashed: targets)", fontsize=10)
-    for i, r in enumerate(rows): a1.text(i, min(r['ratio'], top - 0.04), f"{r['ratio']:.3f}", ha='center', va='bottom', fontsize=8)
+    a1.set_title("Loop overhead per workload (bars: 90% interval; dashed: targets)", fontsize=10)
     ns = [r['n'] for r in upd['rows']]
     a2.plot(ns, [r['update_ms'] for r in upd['rows']], 'o-', label='update, ms (median)')
     a2.plot(ns, [r['bytes_max'] / 1e4 for r in upd['rows']], 's-', label='largest update, 10 KB')
@@ -69,26 +79,36 @@ def plot(loop: dict, upd: dict, path: Path, ins: dict = None) -> None:
 
 
 def instructions_md(ins: dict, upd: dict) -> str:
-    "The instruction counts, with the share of the live plot's mid-epoch redraws (at most update time / every)."
+    "The instruction counts of each workload, with the share of the live plot's mid-epoch redraws (at most update time / every)."
     if not ins: return ''
     import instructions
     from callbacks_widget.liveplot import LivePlotCallback
     every = LivePlotCallback().every
     worst = max(r['update_ms'] for r in upd['rows'])
+    tables = '\n\n'.join(f"{name} workload, {res['n_train']:,} train samples ({res['batches']} batches per epoch):\n\n"
+                          f"{instructions.table(res)}" for name, res in ins.items())
     return f"""
-### Instructions per epoch (free of timing noise)
+### Instructions per batch (free of timing noise)
 
-The same workload counted by valgrind (`bench/instructions.py`): each contestant in its own process,
-once with 1 and once with 2 epochs after set-up, a warm-up epoch and `gc.freeze()`; the difference is one epoch
-({ins['batches']} batches). (c) redraws at epoch and fit ends here; its redraws within an epoch, one
+Each workload counted by valgrind (`bench/instructions.py`): each contestant in its own process,
+once with 1 and once with 2 epochs after set-up, a warm-up epoch and `gc.freeze()`; the difference is one epoch.
+(c) redraws at epoch and fit ends here; its redraws within an epoch, one
 every {every} s, add at most update time / every = {worst:.2f} ms / {every * 1e3:.0f} ms = {worst / (every * 1e3):.1%}
-of the training time (the slowest median update below).
+of the training time (the slowest median update below). (s) is counted against (as), the hand-written loop that sets
+the same lr.
 
-{instructions.table(ins)}
+{tables}
 """
 
 
-def results_md(m: dict, loop: dict, upd: dict, loop_table: str, upd_table: str, loop_notes: str, upd_note: str,
+def loop_md(loop: dict) -> str:
+    "Each workload's table and notes."
+    import loop_overhead
+    return '\n\n'.join(f"### {name}: {res['describe']}\n\n{loop_overhead.table(res)}\n\n{loop_overhead.notes(res)}"
+                         for name, res in loop.items())
+
+
+def results_md(m: dict, loop: dict, upd: dict, loop_tables: str, upd_table: str, upd_note: str,
                command: str, ins_md: str = '') -> str:
     return f"""# Benchmarks
 
@@ -98,12 +118,11 @@ Produced by `{command}`.
 
 ## Loop overhead per epoch
 
-MLP 784-50-10, SGD lr 0.5, batch 64, synthetic MNIST-shaped data, one torch thread; the hand-written
-loop is paced alongside every contestant's epoch, batch by batch (`bench/loop_overhead.py`).
+Two workloads on synthetic MNIST-shaped data, one torch thread: the lesson's (its step is long, and
+hides the loop) and a short step as on a GPU; the hand-written loop is paced alongside every
+contestant's epoch, batch by batch (`bench/loop_overhead.py`).
 
-{loop_table}
-
-{loop_notes}
+{loop_tables}
 {ins_md}
 ## One live-plot update
 
@@ -123,7 +142,7 @@ def update_readme(md: str) -> None:
     readme, start, end = HERE.parent / 'README.md', '<!-- bench:start -->', '<!-- bench:end -->'
     text = readme.read_text()
     if start not in text or end not in text: return print('README.md has no benchmark markers; left alone')
-    body = md.split('\n', 1)[1].replace('](overhead.png)', '](bench/overhead.png)').replace('\n## ', '\n### ')
+    body = md.split('\n', 1)[1].replace('](overhead.png)', '](bench/overhead.png)').replace('\n### ', '\n#### ').replace('\n## ', '\n### ')
     readme.write_text(text.split(start)[0] + start + '\n' + body.strip() + '\n' + end + text.split(end)[1])
 
 
@@ -158,8 +177,8 @@ def main(argv=None):
                 f"history's arrays and its record of each epoch ({f['record_bytes_per_fit']:,.0f} bytes; tracemalloc, after the traces reached "
                 f"`max_points`). "
                 f"Largest update: {upd['max_bytes']:,} bytes.")
-    md = results_md(machine(), loop, upd, loop_overhead.table(loop), plot_update.table(upd['rows']) + (plot_update.compare_table(upd['compare']) if 'compare' in upd else ''),
-                    loop_overhead.notes(loop), upd_note,
+    md = results_md(machine(), loop, upd, loop_md(loop),
+                    plot_update.table(upd['rows']) + (plot_update.compare_table(upd['compare']) if 'compare' in upd else ''), upd_note,
                     ' '.join(['python bench/run_all.py', *(sys.argv[1:] if argv is None else argv)]), instructions_md(ins, upd))
     (HERE / 'results.md').write_text(md)
     update_readme(md)

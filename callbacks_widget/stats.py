@@ -23,6 +23,11 @@ def summand(v):
     if not isinstance(v, torch.Tensor): return v
     return v.to(torch.float32 if v.device.type == 'mps' else torch.float64)
 
+def _add(total, v, bn: int):
+    "`total + v*bn` in float64 on `v`'s device: floats stay floats; on a device one kernel (once `total` is a tensor), no wait."
+    if isinstance(total, torch.Tensor): return torch.add(total, v, alpha=bn)
+    return total + (summand(v) if isinstance(v, torch.Tensor) else v) * bn
+
 class AvgStats():
     "Running averages of the loss and `metrics` over one epoch of training or validation."
     def __init__(self, metrics, in_train: bool):
@@ -47,11 +52,10 @@ class AvgStats():
         return f"{'train' if self.in_train else 'valid'}: [{', '.join(f'{o:.6f}' for o in self.avg_stats)}]"
 
     def accumulate(self, run):
-        bn = run.xb.shape[0]
-        self.tot_loss += summand(scalar(run.loss)) * bn
+        bn, pred, yb = run.xb.shape[0], run.pred, run.yb
+        self.tot_loss = _add(self.tot_loss, scalar(run.loss), bn)
         self.count += bn
-        for i, m in enumerate(self.metrics):
-            self.tot_mets[i] += summand(scalar(m(run.pred, run.yb))) * bn
+        for i, m in enumerate(self.metrics): self.tot_mets[i] = _add(self.tot_mets[i], scalar(m(pred, yb)), bn)
 
 # %% ../nbs/05_stats.ipynb #8b648e22
 class AvgStatsCallback(Callback):
@@ -64,8 +68,8 @@ class AvgStatsCallback(Callback):
         self.valid_stats.reset()
 
     def after_loss(self):
-        stats = self.train_stats if self.in_train else self.valid_stats
-        with torch.no_grad(): stats.accumulate(self.run)
+        run = self.run   # read once: this runs on every batch
+        with torch.no_grad(): (self.train_stats if run.in_train else self.valid_stats).accumulate(run)
 
     def after_epoch(self):
         print(self.train_stats)

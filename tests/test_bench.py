@@ -47,3 +47,31 @@ def test_the_scheduled_hand_loop_sets_the_lr_that_param_scheduler_sets():
     run.fit(1, make_learner(data))
     assert run.recorder.lrs == pytest.approx(lrs[:len(data.train_dl)])
     assert len(set(run.recorder.lrs)) == len(data.train_dl)    # a new lr every batch
+
+
+@pytest.mark.parametrize('name', ['lesson', 'small'])
+def test_each_workloads_hand_loop_and_runner_do_the_same_work(name):
+    from loop_overhead import WORKLOADS, ours
+    w = WORKLOADS[name]
+    data = make_data(w.bs * 20, w.bs * 4, bs=w.bs, nh=w.nh, lr=w.lr)
+    learn = make_learner(data, seed=3)
+    assert isinstance(learn.model, torch.nn.Linear) == (w.nh is None) and learn.opt.param_groups[0]['lr'] == w.lr
+    hand = hand_epoch(learn)
+    run = Runner(cb_funcs=partial(AvgStatsCallback, [accuracy]))
+    run.fit(1, make_learner(data, seed=3))     # the same model, the same shuffled batches
+    stats = run.avg_stats
+    assert stats.train_stats.count == len(data.train_ds) and stats.valid_stats.count == len(data.valid_ds)
+    assert [*stats.train_stats.avg_stats, *stats.valid_stats.avg_stats] == pytest.approx(hand, rel=1e-6)
+    assert run.n_batches == len(data.train_dl) + len(data.valid_dl) == 20 + 2
+    # every contestant of the workload runs its epochs over the same batches, paced one hand step per batch
+    pacer = Pacer(make_learner(data, seed=1))
+    steps = []
+    step = pacer.step
+    pacer.step = lambda: (steps.append(1), step())
+    for c in ours(paced(data, pacer)):
+        steps.clear()
+        pacer.start(c.sched)
+        c.epoch()
+        pacer.finish()
+        assert len(steps) == 22, c.key
+        if hasattr(c, 'run'): assert c.run.n_batches == 22 and isinstance(c.learn.model, torch.nn.Linear) == (w.nh is None), c.key

@@ -194,19 +194,39 @@ def test_dispatch_is_compiled_once_per_fit(learn, monkeypatch):
     calls.clear()
     run.fit(2, learn)
     assert calls == [1]
-    assert run._hooks['after_step'] == ((1, run.trace.after_step),)
+    assert run._hooks['after_step'] == (((1, run.trace.after_step),), TIME_EVERY)
+    assert run._hooks['after_epoch'] == (((1, run.trace.after_epoch),), 1)
 
 
-def test_cb_seconds_measure_time_in_hooks(learn):
+def test_cb_seconds_measure_time_in_hooks():
     import time
+    learn = make_learner(n_train=1024)
     class Slow(Callback):
         def after_batch(self): time.sleep(0.001)
+        def after_epoch(self): time.sleep(0.005)
     run = Runner(cb_funcs=Slow)
     run.fit(1, learn)
     n = len(learn.data.train_dl) + len(learn.data.valid_dl)
     assert run.n_batches == n
-    assert run.cb_seconds['slow'] >= 0.001 * n
+    # after_batch timed in one batch of TIME_EVERY, counted TIME_EVERY times; after_epoch every time
+    assert run.cb_seconds['slow'] >= 0.001 * TIME_EVERY * (n // TIME_EVERY) + 0.005
     assert run.cb_seconds['train_eval'] < run.cb_seconds['slow']
+
+
+def test_batch_hooks_are_timed_in_one_batch_of_time_every_and_the_others_always(monkeypatch):
+    from callbacks_widget import runner
+    reads = []
+    monkeypatch.setattr(runner, 'perf_counter', lambda: reads.append(1) or len(reads))   # one tick per reading
+    class Ticks(Callback):
+        def after_loss(self): pass
+        def after_epoch(self): pass
+    learn = make_learner(n_train=1024)   # 32 + 1 batches
+    run = Runner(cb_funcs=Ticks)
+    run.fit(2, learn)
+    n = len(learn.data.train_dl) + len(learn.data.valid_dl)
+    timed = len(range(0, 2 * n, TIME_EVERY))          # after_loss sees n_batches = 0, 1, ...: timed at 0, 8, ...
+    assert run.cb_seconds['ticks'] == TIME_EVERY * timed + 2   # + one tick for each after_epoch
+    assert len(reads) < 2 * (2 * n)   # 2n batches; timing every hook would read the clock 4 times in each (2 hooks x 2)
 
 
 # --- bad input: a clear error that names what is wrong, before any training
