@@ -13,7 +13,7 @@ from .runner import AlwaysOn, Callback, Runner
 
 # %% ../nbs/07_panel.ipynb #56ebe79c
 PENDING = 'applies at next fit'
-COST_HELP = ("cost: wall-clock time per batch inside the callback's hooks; on a GPU it includes waiting "
+COST_HELP = ("cost: wall-clock time per batch inside the callback's hooks (batch events timed in 1 batch of 8); on a GPU it includes waiting "
              "for queued GPU work when a hook syncs with it (e.g. reads a value with .item())")
 
 def _fmt_time(s: float) -> str:
