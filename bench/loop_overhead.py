@@ -59,17 +59,33 @@ class Workload(NamedTuple):
     sizes: tuple           # (train, valid) samples
     quick: tuple
     epochs: int            # timed epochs per contestant
+    batched: bool = False  # batches cut once (`Batches`) instead of the lesson's `DataLoader`s
 
-    def data(self, quick: bool = False) -> 'BenchData':
-        return make_data(*(self.quick if quick else self.sizes), bs=self.bs, nh=self.nh, lr=self.lr)
+    def data(self, quick: bool = False, sizes: Optional[tuple] = None) -> 'BenchData':
+        "This workload's data: (train, valid) samples from `sizes`, else of a --quick run if `quick`, else full."
+        n_train, n_valid = sizes or (self.quick if quick else self.sizes)
+        return make_data(n_train, n_valid, bs=self.bs, nh=self.nh, lr=self.lr, batched=self.batched)
 
 
 WORKLOADS = {
     'lesson': Workload('lesson', "the lesson's MLP 784-50-10, SGD lr 0.5, batch 64", 64, 50, 0.5,
                        (50_000, 10_000), (10_000, 2_000), 15),
-    'small': Workload('small', "a linear model 784-10, SGD lr 0.1, batch 8 (a short step, as on a GPU)", 8, None, 0.1,
-                      (10_000, 2_000), (2_000, 400), 15),
+    'small': Workload('small', "a linear model 784-10, SGD lr 0.1, batch 8, batches cut once (a short step, as on a GPU)",
+                      8, None, 0.1, (10_000, 2_000), (2_000, 400), 15, batched=True),
 }
+
+
+class Batches:
+    """The batches of `ds` cut once (`bs` rows each, in the dataset's order) and read in a new random order on each
+    pass if `shuffle` (drawn from torch's generator, as `RandomSampler` draws): nothing is indexed or collated per
+    batch, as when a small dataset is kept whole in a GPU's memory. `dataset` is `ds`, as on a `DataLoader`."""
+    def __init__(self, ds, bs: int, shuffle: bool):
+        self.dataset, self.shuffle = ds, shuffle
+        self.batches = list(zip(ds.x.split(bs), ds.y.split(bs)))
+    def __len__(self): return len(self.batches)
+    def __iter__(self):
+        if not self.shuffle: return iter(self.batches)
+        return map(self.batches.__getitem__, torch.randperm(len(self.batches)).tolist())
 
 
 class BenchData(DataBunch):
@@ -79,12 +95,16 @@ class BenchData(DataBunch):
         self.nh, self.lr = nh, lr
 
 
-def make_data(n_train: int, n_valid: int, bs: int = 64, seed: int = 0, nh: Optional[int] = 50, lr: float = 0.5) -> BenchData:
+def make_data(n_train: int, n_valid: int, bs: int = 64, seed: int = 0, nh: Optional[int] = 50, lr: float = 0.5,
+              batched: bool = False) -> BenchData:
+    "Random MNIST-shaped data, read through the lesson's `get_dls` (or, if `batched`, `Batches` of the same sizes)."
     g = torch.Generator().manual_seed(seed)
     x_train, x_valid = torch.rand(n_train, 784, generator=g), torch.rand(n_valid, 784, generator=g)
     y_train = torch.randint(0, 10, (n_train,), generator=g, dtype=torch.int64)
     y_valid = torch.randint(0, 10, (n_valid,), generator=g, dtype=torch.int64)
-    return BenchData(*get_dls(Dataset(x_train, y_train), Dataset(x_valid, y_valid), bs), c=10, nh=nh, lr=lr)
+    train_ds, valid_ds = Dataset(x_train, y_train), Dataset(x_valid, y_valid)
+    dls = (Batches(train_ds, bs, True), Batches(valid_ds, bs*2, False)) if batched else get_dls(train_ds, valid_ds, bs)
+    return BenchData(*dls, c=10, nh=nh, lr=lr)
 
 
 def make_learner(data: BenchData, seed: int = 0) -> Learner:
@@ -141,6 +161,9 @@ def hand_epoch(learn: Learner, sched=None) -> tuple:
 
 
 # ---------------------------------------------------------------- pacing
+_ENDED = object()
+
+
 class Pacer:
     """Runs the hand-written loop one batch at a time (`step`) and adds up the wall time of its steps in `seconds`,
     their CPU time (this thread's, which stops while another process has the core) in `cpu_seconds`."""
@@ -150,18 +173,21 @@ class Pacer:
         "Begin a hand-written epoch (that sets the lr from `sched` before each training batch, if given)."
         self.steps, self.seconds, self.cpu_seconds = hand_steps(self.learn, sched), 0., 0.
 
-    def step(self):
-        t, c = time.perf_counter(), time.thread_time()
-        next(self.steps, None)
-        self.cpu_seconds += time.thread_time() - c
-        self.seconds += time.perf_counter() - t
+    # Reading the CPU time is a system call (~1-4 µs here, far more than the wall clock's 0.07): each step's wall
+    # interval holds one of the two readings, so the other falls to the contestant and neither side is charged both
+    # (charging both to the hand-written loop made the contestants look 8 µs a batch faster: (a') 0.983).
+    def step(self) -> bool:
+        "One batch of the hand-written epoch (or its last lines); False once the epoch has ended."
+        c, t = time.thread_time(), time.perf_counter()
+        more = next(self.steps, _ENDED) is not _ENDED
+        c2, t2 = time.thread_time(), time.perf_counter()
+        self.cpu_seconds += c2 - c
+        self.seconds += t2 - t
+        return more
 
     def finish(self):
         "Run what is left of the hand-written epoch (its last lines, or batches the contestant skipped)."
-        t, c = time.perf_counter(), time.thread_time()
-        for _ in self.steps: pass
-        self.cpu_seconds += time.thread_time() - c
-        self.seconds += time.perf_counter() - t
+        while Pacer.step(self): pass   # the class's `step`, which says when the epoch has ended
 
 
 class PacedSampler:
@@ -175,9 +201,19 @@ class PacedSampler:
             yield idx
 
 
+class PacedBatches(PacedSampler):
+    "`Batches` that make the `Pacer` take one step before each batch (a `PacedSampler` that hands out the batches)."
+    def __init__(self, batches: Batches, pacer: Pacer):
+        super().__init__(batches, pacer)
+        self.dataset = batches.dataset
+
+
 def paced(data: DataBunch, pacer: Pacer) -> DataBunch:
-    "`data` read through `PacedSampler`s: still torch `DataLoader`s over the same datasets and batches."
-    dl = lambda d: DataLoader(d.dataset, sampler=PacedSampler(d.sampler, pacer), batch_size=None)
+    """`data` read through `PacedSampler`s: still torch `DataLoader`s over the same datasets and batches (or, for
+    `Batches`, through `PacedBatches`)."""
+    def dl(d):
+        if isinstance(d, Batches): return PacedBatches(d, pacer)
+        return DataLoader(d.dataset, sampler=PacedSampler(d.sampler, pacer), batch_size=None)
     return BenchData(dl(data.train_dl), dl(data.valid_dl), c=data.c, nh=data.nh, lr=data.lr)
 
 
@@ -222,6 +258,45 @@ def dispatch_micro(n_calls: int = 20_000, blocks: int = 15) -> float:
         if i: t0s.append(t0); tds.append(td)
     # the fastest block of each is the least disturbed by other processes (as timeit advises)
     return 1e6 * (min(tds) - min(t0s)) / (N_NOOP * (n_calls // len(events)) * len(events))
+
+
+def step_parts(data: DataBunch, n: int = 300, rounds: int = 9) -> dict:
+    """µs of each part of the hand-written loop's training step on one batch of `data`, each timed alone in blocks of
+    `n` calls; the median over `rounds` rounds of blocks (the backward pass: a block of forward, loss and backward less
+    the block of forward and loss before it). What one step costs here, whatever loop runs it."""
+    learn = make_learner(data, seed=2)
+    model, opt, loss_func = learn.model, learn.opt, learn.loss_func
+    params = [p for g in opt.param_groups for p in g['params']]
+    xb, yb = next(iter(data.train_dl))
+    pred = model(xb); loss = loss_func(pred, yb)
+    loss.backward()
+    grads = [p.grad for p in params]
+    batches = iter(())
+    def next_batch():
+        nonlocal batches
+        if next(batches, None) is None: batches = iter(data.train_dl)
+    def forward(): loss_func(model(xb), yb)
+    def backward(): loss_func(model(xb), yb).backward()
+    def step():   # the gradients put back first: `zero_grad` drops them
+        for p, g in zip(params, grads): p.grad = g
+        opt.step(); opt.zero_grad()
+    def metrics():
+        with torch.no_grad(): loss.item(); accuracy(pred, yb).item()
+    def block(f):
+        t = time.perf_counter()
+        for _ in range(n): f()
+        return 1e6 * (time.perf_counter() - t) / n
+    parts = {'batch from the loader': [], 'forward and loss': [], 'backward': [], 'opt.step and zero_grad': [],
+             'metrics (loss and accuracy, read as floats)': []}
+    for f in (next_batch, forward, backward, step, metrics): f()
+    for _ in range(rounds):
+        fwd = block(forward)
+        parts['backward'].append(block(backward) - fwd)
+        parts['forward and loss'].append(fwd)
+        for name, f in (('batch from the loader', next_batch), ('opt.step and zero_grad', step),
+                        ('metrics (loss and accuracy, read as floats)', metrics)): parts[name].append(block(f))
+    for p in params: p.grad = None
+    return {k: statistics.median(v) for k, v in parts.items()}
 
 
 # ---------------------------------------------------------------- widget message recording
@@ -431,6 +506,7 @@ def summarise(data, contestants, times, n_events: int) -> dict:
         # both against the same paced hand-written loop: the difference is the 20 callbacks' cost
         out['dispatch_us_per_cb_event'] = 1e6 * (diffs['d'] - diffs['r0']) / (N_NOOP * n_events)
     out['dispatch_micro_us_per_cb_event'] = dispatch_micro()
+    out['step_parts_us'] = step_parts(data)
     c = next((r for r in rows if r['key'] == 'c'), None)
     out['ratio_c'] = c['ratio'] if c else math.nan
     return out
@@ -463,6 +539,10 @@ def notes(res: dict) -> str:
         out.append(f"(d) dispatch: {res['dispatch_us_per_cb_event']:.3f} µs per callback per event in the loop "
                    f"= (((d)-(a)) - ((r0)-(a))) / ({N_NOOP} x {res['events_per_epoch']}); timed alone (`Runner.__call__`, "
                    f"20 no-op hooks against none): {res['dispatch_micro_us_per_cb_event']:.3f} µs.")
+    if 'step_parts_us' in res:
+        parts = res['step_parts_us']
+        out.append(f"(a)'s training step, part by part, each timed alone on one batch (median of 9 rounds of blocks): "
+                   + ', '.join(f"{k} {v:.1f} µs" for k, v in parts.items()) + f"; in all {sum(parts.values()):.0f} µs.")
     c = next((r for r in res['rows'] if r['key'] == 'c'), None)
     if c and 'bytes_per_epoch' in c:
         out.append(f"(c) sent {c['messages_per_epoch']:.1f} widget messages, {c['bytes_per_epoch']/1e3:.1f} KB per epoch "

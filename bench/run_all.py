@@ -3,7 +3,7 @@
     python bench/run_all.py [--quick] [--peers] [--no-instructions | --instructions-from JSON] [--reuse]
 
 With valgrind installed (and not --quick), also counts each contestant's instructions per epoch
-(`bench/instructions.py`, one to two hours on 2 cores): a measure of the loop's own work that the VM's noise cannot touch.
+(`bench/instructions.py`, about 20 minutes on 2 cores): a measure of the loop's own work that the VM's noise cannot touch.
 
 Each benchmark runs in its own process (so one's memory does not disturb the other) and hands its
 numbers back as JSON in bench/out/ (git-ignored).
@@ -85,13 +85,16 @@ def instructions_md(ins: dict, upd: dict) -> str:
     from callbacks_widget.liveplot import LivePlotCallback
     every = LivePlotCallback().every
     worst = max(r['update_ms'] for r in upd['rows'])
-    tables = '\n\n'.join(f"{name} workload, {res['n_train']:,} train samples ({res['batches']} batches per epoch):\n\n"
+    tables = '\n\n'.join(f"{name} workload, epochs of {res['batches_small']} and {res['batches']} batches:\n\n"
                           f"{instructions.table(res)}" for name, res in ins.items())
     return f"""
 ### Instructions per batch (free of timing noise)
 
-Each workload counted by valgrind (`bench/instructions.py`): each contestant in its own process,
-once with 1 and once with 2 epochs after set-up, a warm-up epoch and `gc.freeze()`; the difference is one epoch.
+Each workload counted by valgrind (`bench/instructions.py`, a process per contestant, address space layout
+randomisation off, so that the same code gives the same count to the instruction): each contestant set up, a warm-up
+epoch and `gc.freeze()`, then one epoch of n samples and one of 2n, each between two marks where callgrind writes
+its counts. Per batch: the difference of the two epochs over their difference in batches, so what a
+fit costs once (set-up, the epoch's printed stats and redraw) is not spread over its batches; per fit: the rest.
 (c) redraws at epoch and fit ends here; its redraws within an epoch, one
 every {every} s, add at most update time / every = {worst:.2f} ms / {every * 1e3:.0f} ms = {worst / (every * 1e3):.1%}
 of the training time (the slowest median update below). (s) is counted against (as), the hand-written loop that sets

@@ -164,14 +164,15 @@ class History():
         losses, lrs, k = q.ready(wait)
         if not k: return
         smooth, bad = [], []
+        beta, keep, isfinite = self.beta, 1 - self.beta, math.isfinite   # locals: this runs once per batch
         for i, v in enumerate(losses):
-            if not math.isfinite(v):
+            if not isfinite(v):
                 bad.append((n + i, v))
                 losses[i] = math.nan
             else:
-                avg = self.beta*avg + (1-self.beta)*v
+                avg = beta*avg + keep*v
                 n_avg += 1
-            smooth.append(avg / (1 - self.beta**n_avg) if n_avg else math.nan)
+            smooth.append(avg / (1 - beta**n_avg) if n_avg else math.nan)
         if bad:
             self.nonfinite_at.write([i for i, _ in bad], n_bad); self.nonfinite_value.write([v for _, v in bad], n_bad)
         self.loss.write(losses, n); self.smooth_loss.write(smooth, n); self.lr.write(lrs, n)

@@ -219,6 +219,7 @@ class Runner():
     def __call__(self, event: str) -> bool:
         "Run every hook of `event` in this fit; `True` if one of them returned `True`."
         hooks, every = self._hooks[event]
+        if not hooks: return False   # most events of a batch: nothing to run, nothing to time
         if not self.n_batches % every: return self._timed(event, hooks, every)  # see `TIME_EVERY` below
         res = False
         for i, hook in hooks:
@@ -254,7 +255,8 @@ def _compile(self: Runner) -> None:
     on = (lambda cb: switches.get(cb.name, cb.enabled)) if switches else (lambda cb: cb.enabled)
     self.running = sorted((cb for cb in self.cbs if on(cb)), key=lambda cb: cb._order)
     index = {id(cb): i for i, cb in enumerate(self.cbs)}
-    self._hooks = {e: (tuple((index[id(cb)], getattr(cb, e)) for cb in self.running if e in cb.events),
+    running = [(index[id(cb)], cb, cb.events) for cb in self.running]   # `events` looks up all 14 names: once a callback
+    self._hooks = {e: (tuple((i, getattr(cb, e)) for i, cb, events in running if e in events),
                        TIME_EVERY if e in BATCH_EVENTS else 1) for e in EVENTS}
     self._seconds = [0.] * len(self.cbs)
 

@@ -24,9 +24,11 @@ def summand(v):
     return v.to(torch.float32 if v.device.type == 'mps' else torch.float64)
 
 def _add(total, v, bn: int):
-    "`total + v*bn` in float64 on `v`'s device: floats stay floats; on a device one kernel (once `total` is a tensor), no wait."
-    if isinstance(total, torch.Tensor): return torch.add(total, v, alpha=bn)
-    return total + (summand(v) if isinstance(v, torch.Tensor) else v) * bn
+    """`total + v*bn` for a batch's 0-d tensor `v` (a loss or a metric): a float while `v` is on the CPU; on a device a
+    float64 tensor there, one kernel a batch (once `total` is a tensor), never waiting for the device."""
+    if isinstance(total, torch.Tensor): return torch.add(total, v.detach(), alpha=bn)
+    if v.is_cpu: return total + v.item() * bn
+    return total + summand(v.detach()) * bn
 
 class AvgStats():
     "Running averages of the loss and `metrics` over one epoch of training or validation."
@@ -53,15 +55,16 @@ class AvgStats():
 
     def accumulate(self, run):
         bn, pred, yb = run.xb.shape[0], run.pred, run.yb
-        self.tot_loss = _add(self.tot_loss, scalar(run.loss), bn)
+        self.tot_loss = _add(self.tot_loss, run.loss, bn)
         self.count += bn
-        for i, m in enumerate(self.metrics): self.tot_mets[i] = _add(self.tot_mets[i], scalar(m(pred, yb)), bn)
+        for i, m in enumerate(self.metrics): self.tot_mets[i] = _add(self.tot_mets[i], m(pred, yb), bn)
 
 # %% ../nbs/05_stats.ipynb #8b648e22
 class AvgStatsCallback(Callback):
     "Prints the average loss and `metrics` of training and validation after each epoch."
     def __init__(self, metrics):
         self.train_stats, self.valid_stats = AvgStats(metrics, True), AvgStats(metrics, False)
+        self._no_grad = torch.no_grad()   # made once: making one costs more than entering it, on every batch
 
     def begin_epoch(self):
         self.train_stats.reset()
@@ -69,7 +72,7 @@ class AvgStatsCallback(Callback):
 
     def after_loss(self):
         run = self.run   # read once: this runs on every batch
-        with torch.no_grad(): (self.train_stats if run.in_train else self.valid_stats).accumulate(run)
+        with self._no_grad: (self.train_stats if run.in_train else self.valid_stats).accumulate(run)
 
     def after_epoch(self):
         print(self.train_stats)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up, then run the benchmarks and write bench/results.md, bench/overhead.png and the README's
-# benchmark section (up to an hour; --no-instructions skips the 30 to 60 minutes of valgrind counts).
+# benchmark section (about 40 minutes; --no-instructions skips the ~20 minutes of valgrind counts).
 # Pass --peers to compare with pytorch-ignite and PyTorch Lightning (installed here).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -49,11 +49,29 @@ def test_the_scheduled_hand_loop_sets_the_lr_that_param_scheduler_sets():
     assert len(set(run.recorder.lrs)) == len(data.train_dl)    # a new lr every batch
 
 
+def test_batches_are_cut_once_and_read_in_a_new_order_each_pass_from_torchs_generator():
+    from loop_overhead import Batches, PacedBatches
+    from callbacks_widget.data import Dataset
+    ds = Dataset(torch.arange(20.).view(10, 2), torch.arange(10))
+    b = Batches(ds, 3, shuffle=True)
+    assert len(b) == 4 and b.dataset is ds
+    torch.manual_seed(0); one = [yb.tolist() for _, yb in b]
+    torch.manual_seed(0); again = [yb.tolist() for _, yb in b]
+    two = [yb.tolist() for _, yb in b]
+    assert one == again != two                      # RandomSampler's rule: torch's seed decides the order
+    assert sorted(map(tuple, one)) == sorted(map(tuple, two)) == [(0, 1, 2), (3, 4, 5), (6, 7, 8), (9,)]
+    assert [(xb[:, 0] / 2).tolist() for xb, _ in one and Batches(ds, 4, shuffle=False)] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    steps = []
+    pacer = type('P', (), {'step': lambda self: steps.append(1)})()
+    assert [yb.tolist() for _, yb in PacedBatches(Batches(ds, 4, shuffle=False), pacer)] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert len(steps) == 3
+
+
 @pytest.mark.parametrize('name', ['lesson', 'small'])
 def test_each_workloads_hand_loop_and_runner_do_the_same_work(name):
     from loop_overhead import WORKLOADS, ours
     w = WORKLOADS[name]
-    data = make_data(w.bs * 20, w.bs * 4, bs=w.bs, nh=w.nh, lr=w.lr)
+    data = w.data(sizes=(w.bs * 20, w.bs * 4))
     learn = make_learner(data, seed=3)
     assert isinstance(learn.model, torch.nn.Linear) == (w.nh is None) and learn.opt.param_groups[0]['lr'] == w.lr
     hand = hand_epoch(learn)
@@ -75,3 +93,12 @@ def test_each_workloads_hand_loop_and_runner_do_the_same_work(name):
         pacer.finish()
         assert len(steps) == 22, c.key
         if hasattr(c, 'run'): assert c.run.n_batches == 22 and isinstance(c.learn.model, torch.nn.Linear) == (w.nh is None), c.key
+
+
+def test_step_parts_times_each_part_of_the_hand_written_step():
+    from loop_overhead import WORKLOADS, step_parts
+    import math
+    parts = step_parts(WORKLOADS['small'].data(sizes=(64, 16)), n=3, rounds=3)
+    assert list(parts) == ['batch from the loader', 'forward and loss', 'backward', 'opt.step and zero_grad',
+                           'metrics (loss and accuracy, read as floats)']
+    assert all(math.isfinite(v) for v in parts.values()) and parts['forward and loss'] > 0 and parts['opt.step and zero_grad'] > 0

@@ -93,16 +93,20 @@ def test_host_scalars_keep_order_across_floats_and_tensors():
     assert q.ready()[0] == [2., 3.] and q.state == 'first read'
 
 
-def test_avg_stats_sum_device_tensors_in_float64(monkeypatch):
-    from callbacks_widget import stats
-    monkeypatch.setattr(stats, 'scalar', lambda t: t.detach())   # what `scalar` gives on a GPU: a device tensor
+class OnDevice(torch.Tensor):
+    "A CPU tensor that says it is not on the CPU: what AvgStats does with a GPU's losses, without a GPU."
+    @property
+    def is_cpu(self): return False
+
+
+def test_avg_stats_sum_device_tensors_in_float64():
     s = AvgStats([], False)
     class R: xb = torch.zeros(3, 1); pred = yb = None
     values = torch.rand(10_000, generator=torch.Generator().manual_seed(0))
     for v in values:
-        R.loss = v
+        R.loss = v.as_subclass(OnDevice)
         s.accumulate(R)
-    assert s.tot_loss.dtype == torch.float64
+    assert isinstance(s.tot_loss, torch.Tensor) and s.tot_loss.dtype == torch.float64   # summed where the values are
     exact = 3 * math.fsum(values.tolist())
     assert abs(s.all_stats[0] - exact) < 1e-9 * exact                 # float32 sums are off by ~1e-5 here
     assert summand(torch.tensor(1., dtype=torch.bfloat16)).dtype == torch.float64

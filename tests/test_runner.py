@@ -198,6 +198,37 @@ def test_dispatch_is_compiled_once_per_fit(learn, monkeypatch):
     assert run._hooks['after_epoch'] == (((1, run.trace.after_epoch),), 1)
 
 
+def test_each_callbacks_events_are_read_once_a_fit(learn, monkeypatch):
+    reads = []
+    events = Callback.events
+    monkeypatch.setattr(Callback, 'events', property(lambda cb: (reads.append(cb.name), events.fget(cb))[1]))
+    run = Runner(cb_funcs=[Trace, partial(AvgStatsCallback, [accuracy])])
+    reads.clear()
+    run.fit(1, learn)
+    assert sorted(reads) == ['avg_stats', 'trace', 'train_eval']   # once each, not once per event
+    assert run._hooks['after_pred'] == (((1, run.trace.after_pred),), TIME_EVERY)
+
+
+def test_avg_stats_metrics_run_without_grad_and_leave_it_on_when_one_raises(learn):
+    seen = []
+    def metric(pred, yb):
+        seen.append(torch.is_grad_enabled())
+        if len(seen) == 3: raise ValueError('bad metric')
+        return accuracy(pred, yb)
+    run = Runner(cb_funcs=partial(AvgStatsCallback, [metric]))
+    with pytest.raises(ValueError, match='bad metric'): run.fit(1, learn)
+    assert seen == [False] * 3 and torch.is_grad_enabled()
+    seen.clear()
+    run.avg_stats.train_stats.metrics = [accuracy, lambda p, y: (seen.append(torch.is_grad_enabled()), accuracy(p, y))[1]]
+    run.avg_stats.valid_stats.metrics = run.avg_stats.train_stats.metrics
+    run.avg_stats.train_stats.reset(); run.avg_stats.valid_stats.reset()
+    run.fit(1, learn)                       # the same callback (and its no_grad) again: every batch without grad
+    assert len(seen) == len(learn.data.train_dl) + len(learn.data.valid_dl) and not any(seen)
+    assert torch.is_grad_enabled()
+    assert copy.deepcopy(run.avg_stats).train_stats.count == run.avg_stats.train_stats.count > 0
+    assert pickle.loads(pickle.dumps(AvgStatsCallback([accuracy])))._no_grad is not None
+
+
 def test_cb_seconds_measure_time_in_hooks():
     import time
     learn = make_learner(n_train=1024)
