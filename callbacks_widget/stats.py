@@ -26,7 +26,10 @@ def summand(v):
 def _add(total, v, bn: int):
     """`total + v*bn` for a batch's 0-d tensor `v` (a loss or a metric): a float while `v` is on the CPU; on a device a
     float64 tensor there, one kernel a batch (once `total` is a tensor), never waiting for the device."""
+    if isinstance(v, (int, float)): return total + v * bn   # a metric that returns a number
     if isinstance(total, torch.Tensor): return torch.add(total, v.detach(), alpha=bn)
+    if not isinstance(v, torch.Tensor):
+        raise TypeError(f"AvgStats: a loss or metric gave {type(v).__name__} {v!r}; it must give a number or a 0-d tensor")
     if v.is_cpu: return total + v.item() * bn
     return total + summand(v.detach()) * bn
 

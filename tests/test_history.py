@@ -136,3 +136,12 @@ def test_recorder_sends_in_batches_of_256_without_reading():
     assert rec._values.n_new == 0
     for i in range(600): rec._values.add(torch.tensor(float(i)), 0.1) >= 256 and rec._values.send()
     assert rec._values.n_new == 600 - 512 and rec.losses == [float(i) for i in range(600)]
+
+
+def test_avg_stats_takes_metrics_that_return_numbers_and_names_one_that_returns_neither():
+    s = AvgStats([lambda p, y: 0.5, lambda p, y: 1], True)
+    class R: xb = torch.zeros(2, 1); pred = yb = None; loss = torch.tensor(0.25)
+    s.accumulate(R); s.accumulate(R)
+    assert s.avg_stats == [0.25, 0.5, 1.0]
+    bad = AvgStats([lambda p, y: 'high'], True)
+    with pytest.raises(TypeError, match="a loss or metric gave str 'high'"): bad.accumulate(R)
