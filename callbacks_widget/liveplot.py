@@ -9,12 +9,13 @@ __all__ = ['TRAIN', 'SMOOTH', 'VALID', 'NONFINITE', 'LR', 'VIEWS', 'VIEW_LABELS'
            'record_messages']
 
 # %% ../nbs/08_liveplot.ipynb #285a6732
-import html, json, math, threading
+import base64, html, json, math, threading, uuid
 from pathlib import Path
 from time import perf_counter
 from typing import Union
 import numpy as np
 import ipywidgets as widgets
+from IPython.display import display, update_display
 import plotly.io as pio
 from plotly.subplots import make_subplots
 from comm.base_comm import BaseComm
@@ -24,6 +25,7 @@ from .stats import AvgStatsCallback
 from .history import GrowArray, History, downsample
 from .panel import CallbackPanel, _take_clicks_during_fits
 from .figure import AUTOSCALE, LiveFigure, binary_columns, with_range
+from .picture import text_table
 
 # %% ../nbs/08_liveplot.ipynb #c04f70d0
 TRAIN, SMOOTH, VALID, NONFINITE, LR = range(5)   # the traces' order in the figure; the metrics follow
@@ -122,7 +124,7 @@ class LivePlotCallback(Callback):
         self.widget, self._next, self._epochs = self.fig, 0., EpochTable()
         self._drawn, self._pending = {}, {}   # per group of traits, the state of the history it last drew
         self._base_layout, self._fit_cache, self._lr_fits = self.fig.plot_layout, {}, (0, [])
-        self._auto_view, self._clicked, self._fit_thread = None, None, None
+        self._auto_view, self._clicked, self._fit_thread, self._picture_id = None, None, None, None
         self.view_buttons = widgets.ToggleButtons(options=[(VIEW_LABELS[v], v) for v in VIEWS], value=self.fig.view,
                                                   style=dict(button_width='110px'))
         _take_clicks_during_fits(self.view_buttons)
@@ -200,6 +202,7 @@ def after_fit(self: LivePlotCallback):
     elif isinstance(e, KeyboardInterrupt): status = 'interrupted'
     else: status = f"failed: {type(e).__name__}: {e}"
     self.panel.end_fit(status)
+    self.show_picture()
 
 # %% ../nbs/08_liveplot.ipynb #f8a00012
 @patch
@@ -416,12 +419,13 @@ def fits_table(h: History) -> str:
 WIDGET_VIEW = 'application/vnd.jupyter.widget-view+json'
 
 @patch
-def save_html(self: LivePlotCallback, path: Union[str, Path]) -> Path:
-    "Write the figure as one standalone HTML page that fills the browser window and works offline, with a table of the fits below."
+def save_html(self: LivePlotCallback, path: Union[str, Path], plotly_js: str = 'inline') -> Path:
+    "Write the figure as one standalone HTML page that fills the browser window, with a table of the fits below; plotly.js inside it (`'inline'`: works offline) or from its CDN (`'cdn'`)."
+    if plotly_js not in ('inline', 'cdn'): raise ValueError(f"save_html: plotly_js must be 'inline' or 'cdn', got {plotly_js!r}")
     self.update(wait=True)
     fig = self.fig.figure().update_layout(height=None, autosize=True)
     path = Path(path)
-    div = fig.to_html(full_html=False, include_plotlyjs=True, default_height='100vh', config=dict(responsive=True))
+    div = fig.to_html(full_html=False, include_plotlyjs=True if plotly_js == 'inline' else 'cdn', default_height='100vh', config=dict(responsive=True))
     path.write_text(_PAGE.format(div, fits_table(self.history)), encoding='utf-8')
     return path
 
@@ -430,6 +434,25 @@ def _repr_mimebundle_(self: LivePlotCallback, **kwargs) -> dict:
     "The panel and the figure as one widget view."
     return {'text/plain': f"LivePlotCallback(every={self.every}, max_points={self.max_points})",
             WIDGET_VIEW: dict(version_major=2, version_minor=0, model_id=self.widget.model_id)}
+
+# %% ../nbs/08_liveplot.ipynb #f8pic1
+@patch
+def picture(self: LivePlotCallback, width: int = 900) -> dict:
+    "The figure as the widget shows it and the panel's state, as a display bundle: a PNG, and the panel as text."
+    rows = self.panel.table() if self.panel is not None else []
+    return {'image/png': base64.b64encode(self.fig.picture(width, rows)).decode(), 'text/plain': text_table(rows) or repr(self)}
+
+@patch
+def show_picture(self: LivePlotCallback) -> None:
+    "Draw the picture again in every output that shows it (none if the live plot was never shown)."
+    if self._picture_id is not None: update_display(self.picture(), raw=True, display_id=self._picture_id)
+
+@patch
+def _ipython_display_(self: LivePlotCallback) -> None:
+    "Show the live widget, and the picture that stays where the widget cannot be drawn."
+    display(self._repr_mimebundle_(), raw=True)
+    self._picture_id = self._picture_id or f'callbacks_widget-{uuid.uuid4().hex}'
+    display(self.picture(), raw=True, display_id=self._picture_id)
 
 # %% ../nbs/08_liveplot.ipynb #38d3861e
 class MessageRecorder(BaseComm):

@@ -24,8 +24,15 @@ def _take_clicks_during_fits(w: widgets.Widget) -> None:
     "Route `w`'s messages from the browser to the kernel subshell the browser chose (ipykernel 7)."
     if hasattr(w.comm, '_reply_subshell_for'): w.comm._reply_subshell_for = lambda data, default: default
 
+_LAYOUTS = {}
+
+def _layout(width: str = None) -> widgets.Layout:
+    "The one `Layout` of `width` that every panel's widgets share: a notebook saved with widget state holds each once."
+    if _LAYOUTS.get(width) is None or _LAYOUTS[width].comm is None: _LAYOUTS[width] = widgets.Layout(width=width)
+    return _LAYOUTS[width]
+
 def _cell(value='', width='110px', **kw) -> widgets.Label:
-    return widgets.Label(value, layout=widgets.Layout(width=width), **kw)
+    return widgets.Label(value, layout=_layout(width), **kw)
 
 _HTML_DESCRIPTIONS = 'description_allow_html' not in widgets.Checkbox.class_trait_names()  # ipywidgets 7
 
@@ -41,22 +48,22 @@ class CallbackPanel():
         self.switches, self._rows = {}, {}
         for cb in run.cbs: self._add_row(cb)
         head = widgets.HBox([_cell('callback', '190px'), _cell('order', '50px'), _cell('events', '330px'),
-                             _cell('cost', '130px'), _cell('')])
-        self.progress = widgets.FloatProgress(value=0., min=0., max=1., layout=widgets.Layout(width='300px'))
-        self.progress_text, self.status_text = widgets.Label(''), widgets.HTML('')
-        self.cost_help = widgets.HTML(f"<span style='font-size:11px;color:#777'>{html.escape(COST_HELP)}</span>")
+                             _cell('cost', '130px'), _cell('')], layout=_layout())
+        self.progress = widgets.FloatProgress(value=0., min=0., max=1., layout=_layout('300px'))
+        self.progress_text, self.status_text = widgets.Label('', layout=_layout()), widgets.HTML('', layout=_layout())
+        self.cost_help = widgets.HTML(f"<span style='font-size:11px;color:#777'>{html.escape(COST_HELP)}</span>", layout=_layout())
         self.widget = widgets.VBox([head, *[r for r, *_ in self._rows.values()],
-                                    widgets.HBox([self.progress, self.progress_text]), self.status_text, self.cost_help])
+                                    widgets.HBox([self.progress, self.progress_text], layout=_layout()), self.status_text, self.cost_help])
         self.refresh()
 
     def _add_row(self, cb: Callback) -> None:
         locked = isinstance(cb, AlwaysOn)
         switch = widgets.Checkbox(value=cb.enabled, description=_description(cb.name), disabled=locked, indent=False,
-                                  layout=widgets.Layout(width='190px'))
+                                  layout=_layout('190px'))
         cost, note = _cell('', '130px'), _cell('always on' if locked else '', '160px')
         events = widgets.HTML(f"<span style='font-size:11px'>{html.escape(', '.join(cb.events))}</span>",
-                              layout=widgets.Layout(width='330px'))
-        row = widgets.HBox([switch, _cell(str(cb._order), '50px'), events, cost, note])
+                              layout=_layout('330px'))
+        row = widgets.HBox([switch, _cell(str(cb._order), '50px'), events, cost, note], layout=_layout())
         self.switches[cb.name], self._rows[cb.name] = switch, (row, cb, cost, note)
         if not locked: _take_clicks_during_fits(switch)
         switch.observe(lambda change: self._switched(cb, switch, change['new']), 'value')
@@ -132,3 +139,12 @@ def _progress_text(self: CallbackPanel) -> str:
     t, n = self._since
     if now - t < ESTIMATE_AFTER or done == n: return text
     return text + f" · {_fmt_time((now - t) / (done - n) * (self._total - done))} left"
+
+# %% ../nbs/07_panel.ipynb #p7tab1
+@patch
+def table(self: CallbackPanel) -> list:
+    "What the panel shows as rows of text: a header, a row per callback (name, on/off, cost, note), then the status and progress."
+    rows = [('callback', 'on', 'cost', '')]
+    for name, (row, cb, cost, note) in self._rows.items():
+        rows.append((name, 'on' if self.switches[name].value else 'off', cost.value, note.value))
+    return rows + [(' · '.join(s for s in (self.status, self.progress_text.value) if s),)]

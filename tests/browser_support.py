@@ -530,3 +530,24 @@ JS_START_RECORDER = r"""
 JS_STOP_RECORDER = r"""
 () => { clearInterval(window.__cwRecorder); window.__cwRecorder = null; return window.__cwRec; }
 """
+
+# What a cell (or a page) shows of the live plot: its plotly graphs and its pictures (PNG images whose data holds
+# the picture mark, `callbacks_widget.picture.PICTURE_MARK`), counted as shown or hidden. The argument is
+# [selector, index, mark]: the index-th element matching the selector.
+JS_FIGURES = r"""
+([sel, idx, mark]) => {
+  const root = document.querySelectorAll(sel)[idx];
+  if (!root) return null;
+  const shown = (e) => e.getClientRects().length > 0 && getComputedStyle(e).visibility !== 'hidden';
+  const pics = [...root.querySelectorAll('img')].filter((i) => i.src.includes(mark));
+  return {graphs: [...root.querySelectorAll('.js-plotly-plot')].filter(shown).length,
+          pictures: pics.filter(shown).length, hidden: pics.filter((i) => !shown(i)).length,
+          sizes: pics.filter(shown).map((i) => [i.naturalWidth, i.naturalHeight]),
+          src: pics.filter(shown).map((i) => i.src)};
+}
+"""
+
+
+def figures(page, where: list, mark: str) -> dict:
+    """How many live graphs and pictures `where` ([selector, index]) shows, and the shown pictures' sizes and data URLs."""
+    return page.evaluate(JS_FIGURES, [*where, mark])

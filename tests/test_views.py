@@ -38,6 +38,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 import browser_support as bs  # noqa: E402
 from browser_support import chromium_path  # noqa: E402,F401 -- a fixture
+from callbacks_widget.picture import PICTURE_MARK  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -129,6 +130,12 @@ def assert_final_curves(tr: dict, n_train: int, epochs: int = EPOCHS):
         assert tr[name]["fy"] == epochs, tr[name]
 
 
+def one_figure(page, where, graphs: int = 1) -> dict:
+    """What `where` shows: `graphs` live graphs and no picture (their pictures are there, hidden)."""
+    f = bs.figures(page, where, PICTURE_MARK)
+    return {"graphs": f["graphs"], "pictures": f["pictures"], "hidden": f["hidden"]}
+
+
 def record_failed_requests(page) -> list:
     """The URLs of the page's requests that fail (filled in as they fail)."""
     failed = []
@@ -207,12 +214,14 @@ def test_ipywidgets7_front_end(front_end, chromium_path, tmp_path):
         where = [dom.cell, C_SETUP]
 
         # the train-loss curve grows while the fit runs
-        seen = set()
+        seen, shown = set(), []
+        assert wait_until(lambda: one_figure(page, where)["hidden"] == 1, 30), one_figure(page, where)
         before = bs.start_cell(page, C_FIT, dom=dom)
         deadline = time.monotonic() + CELL_TIMEOUT
         while time.monotonic() < deadline:
             running = bs.is_running(page, C_FIT, dom)
             n = (traces(page, where).get(TRAIN) or {}).get("nx", 0)
+            shown.append(one_figure(page, where))
             if running and 0 < n < EPOCHS * n_train:
                 seen.add(n)
             if not running and bs.prompt(page, C_FIT, dom) not in ("", before):
@@ -224,6 +233,8 @@ def test_ipywidgets7_front_end(front_end, chromium_path, tmp_path):
         assert wait_until(lambda: traces(page, where)[TRAIN]["nx"] == EPOCHS * n_train, 30), traces(page, where)
         assert_final_curves(traces(page, where), n_train)
         assert wait_until(lambda: "finished" in bs.output_text(page, C_SETUP, dom), 30), bs.output_text(page, C_SETUP, dom)
+        shown.append(one_figure(page, where))
+        assert all(f == {"graphs": 1, "pictures": 0, "hidden": 1} for f in shown), shown   # one figure, during and after the fit
 
         # a click on a switch reaches Python
         bs.checkbox(page, C_SETUP, TOGGLED, dom).click()
@@ -264,6 +275,7 @@ def test_voila(chromium_path, tmp_path):
         shot("shown")
         assert "finished" in page.inner_text("body"), page.inner_text("body")
         assert_final_curves(traces(page, ["body", 0]), n_train)
+        assert wait_until(lambda: one_figure(page, ["body", 0]) == {"graphs": 1, "pictures": 0, "hidden": 1}, 30), one_figure(page, ["body", 0])
         no_js_errors(label, errors, ignored, failed, server.base)
 
 
@@ -299,12 +311,16 @@ def nbconvert(*args: str, cwd: Path, env: dict):
     assert r.returncode == 0, f"nbconvert {args} failed:\n{r.stdout}\n{r.stderr}"
 
 
+# two more live plots: three saved with widget state hold plotly.js once
+MORE_PLOTS = [f"run{k} = Runner(cb_funcs=LivePlotCallback)\nrun{k}.fit(1, learn)\nrun{k}.live_plot\n" for k in (2, 3)]
+
+
 def test_saved_widget_state_html(chromium_path, tmp_path):
     needs(WIDGET_JS / "node_modules" / "@jupyter-widgets" / "html-manager" / "dist" / "embed-amd.js",
           "local copies of the widget manager's npm packages")
     label = "views-html"
     env = bs.isolated_jupyter_env(tmp_path / "jupyter")
-    bs.write_notebook(tmp_path / "live_plot.ipynb", [PRELUDE, SETUP, FIT])
+    bs.write_notebook(tmp_path / "live_plot.ipynb", [PRELUDE, SETUP, FIT, *MORE_PLOTS])
     nbconvert("--to", "notebook", "--execute", "--ExecutePreprocessor.store_widget_state=True",
               f"--ExecutePreprocessor.timeout={CELL_TIMEOUT}", "--output", "executed.ipynb",
               "live_plot.ipynb", cwd=tmp_path, env=env)
@@ -350,6 +366,11 @@ def test_saved_widget_state_html(chromium_path, tmp_path):
                 json.dumps({"served": served, "blocked": blocked}, indent=1))
         assert any("html-manager" in u for u in served), served
         assert_final_curves(traces(page, ["body", 0]), n_train)
+        for k in (1, 2):   # the other live plots draw their fit too
+            assert wait_until(lambda: page.evaluate("(k) => document.querySelectorAll('.js-plotly-plot')[k].data[0].x.length", k), 30)
+        assert wait_until(lambda: one_figure(page, ["body", 0], graphs=3) == {"graphs": 3, "pictures": 0, "hidden": 3}, 30), \
+            one_figure(page, ["body", 0])
+        assert sizes["notebook_bytes"] < 2_300_000, sizes
         assert "finished" in page.inner_text("body")
         widget_requests = [u for u in blocked if urlparse(u).hostname in CDN_HOSTS]
         assert not widget_requests, f"widget modules asked for that the local npm cache lacks: {widget_requests}"

