@@ -25,6 +25,7 @@ nbdev_test --path nbs --n_workers 2
 echo "== quick benchmarks (print, assert nothing)"
 python bench/loop_overhead.py --quick
 python bench/plot_update.py --quick
+python bench/picture.py --reps 3 --fits 100
 python bench/instructions.py --child c 1 640   # what bench/instructions.py has valgrind count, run once without it
 
 echo "== runtime install only (no nbdev, no fastcore) with ipywidgets 7, as on Colab, and its front ends"
