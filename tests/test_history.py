@@ -145,3 +145,19 @@ def test_avg_stats_takes_metrics_that_return_numbers_and_names_one_that_returns_
     assert s.avg_stats == [0.25, 0.5, 1.0]
     bad = AvgStats([lambda p, y: 'high'], True)
     with pytest.raises(TypeError, match="a loss or metric gave str 'high'"): bad.accumulate(R)
+
+
+def test_fits_whose_callbacks_alternate_share_their_names_and_cost_under_100_bytes_each():
+    import tracemalloc
+    h = History()
+    def names(k): return tuple(''.join(list(n)) for n in ('train_eval', 'recorder', 'live_plot')[k % 2:])   # new strings each time
+    for k in range(10): h.begin_fit(names(k))
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for k in range(10, 5010): h.begin_fit(names(k))
+    grown = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert h.fit_callbacks[4998] is h.fit_callbacks[0] and h.fit_callbacks[4999] is h.fit_callbacks[1]
+    assert h.fit_callbacks[1][0] is h.fit_callbacks[0][1]   # 'recorder': one string in both tuples
+    assert grown / 5000 < 100, grown / 5000
+    assert h.fit_names([4999]) == ['fit 5000 · −train_eval']
