@@ -319,6 +319,23 @@ def test_restart_with_rng_gives_the_same_losses_without_seeding():
     assert run.recorder.losses == first and run.restart.restarts == 2
 
 
+def test_restart_with_a_float16_grad_scaler_a_schedule_and_early_stopping_gives_equal_fits():
+    # a real GradScaler runs on the CPU here (torch.amp.GradScaler('cpu')); its scale falls from 65,536 in the first fit
+    from callbacks_widget.distributed import MixedPrecisionCallback
+    learn = make_learner(n_train=512)
+    run = Runner(cbs=[ParamScheduler('lr', sched_cos(1., 0.3)), EarlyStoppingCallback(patience=1)],
+                 cb_funcs=[RestartCallback, partial(MixedPrecisionCallback, torch.float16), Recorder])
+    run.restart.enabled = True
+    fits = []
+    for _ in range(3):
+        run.fit(3, learn)
+        fits.append((run.recorder.losses, run.mixed_precision.scaler.state_dict(), run.early_stopping.best))
+    assert fits[0][1]['scale'] < 65536.   # the scale fell in the fit, so the next fit must start from 65,536 again
+    assert fits[0] == fits[1] == fits[2]
+    run.restart.enabled = False
+    run.fit(1, learn)                     # off: the scaler goes on from where the last fit left it
+    assert run.recorder.losses[:2] != fits[0][0][:2] and run.mixed_precision.scaler.get_scale() <= fits[0][1]['scale']
+
 def test_restart_keeps_the_lr_set_between_fits(learn):
     run = Runner(cbs=RestartCallback(), cb_funcs=Starts)
     run.restart.enabled = True
