@@ -240,8 +240,7 @@ def epoch_series(self: History, name: str) -> tuple:
 # %% ../nbs/06_history.ipynb #h6ovr1
 @patch
 def overview(self: History, n_out: int) -> np.ndarray:
-    "Indices of at most `n_out` batches that show the whole loss curve with its extremes, at a cost that does not grow with it."
-    self.flush()
+    "Indices of at most `n_out` flushed batches that show the whole loss curve with its extremes, at a cost that does not grow with it."
     y, nan = self.loss.values, len(self.nonfinite_at) > 0
     cand = None if nan else self._extremes.candidates(y, 2 * n_out)
     if cand is None: return downsample(y, n_out, nan=nan)
