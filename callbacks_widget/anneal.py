@@ -7,18 +7,29 @@ __all__ = ['Schedule', 'annealer', 'sched_lin', 'sched_cos', 'sched_no', 'sched_
            'ParamScheduler']
 
 # %% ../nbs/05a_anneal.ipynb #a0imp
-import math
+import math, numbers
 from bisect import bisect_right
 from functools import partial
 from itertools import accumulate
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
+import numpy as np, torch
 from .core import listify, patch
 from .runner import Callback
+
+# %% ../nbs/05a_anneal.ipynb #a1real
+def _real(v) -> Optional[float]:
+    "`v` as a float if it is one real number (Python's, numpy's, or a 0-d tensor or array), else None."
+    if isinstance(v, torch.Tensor): ok = v.ndim == 0 and not (v.is_complex() or v.dtype == torch.bool)
+    elif isinstance(v, np.ndarray): ok = v.ndim == 0 and v.dtype.kind in 'iuf'
+    else: ok = isinstance(v, numbers.Real) and not isinstance(v, bool)
+    return float(v) if ok else None
 
 # %% ../nbs/05a_anneal.ipynb #a1annealer
 class Schedule(partial):
     "A schedule `f(start, end, pos)` with `start` and `end` fixed: call it with `pos`."
     def __repr__(self): return f"{self.func.__name__}({', '.join(map(repr, self.args))})"
+    # `func` is the undecorated `f`, which pickle cannot find by its name: the schedule is made again by `maker`
+    def __reduce__(self): return (self.maker, self.args)
 
 def _check_schedule(sched: Schedule) -> None:
     "Raise a clear error if `sched` is not a finite real number at the start, middle and end of training."
@@ -26,13 +37,15 @@ def _check_schedule(sched: Schedule) -> None:
         try: v = sched(pos)
         except (ArithmeticError, ValueError, TypeError) as e:
             raise ValueError(f"{sched!r} cannot be computed at pos={pos}: {type(e).__name__}: {e}") from None
-        if isinstance(v, complex) or (isinstance(v, float) and not math.isfinite(v)):
+        r = _real(v)
+        if r is None or not math.isfinite(r):
             raise ValueError(f"{sched!r} is not a finite real number at pos={pos}: {v!r}")
 
 def annealer(f: Callable) -> Callable:
     "Turn `f(start, end, pos)` into `f(start, end)`, which returns the schedule `pos -> value`."
     def _inner(start, end) -> Schedule:
         sched = Schedule(f, start, end)
+        sched.maker = _inner
         _check_schedule(sched)
         return sched
     _inner.__name__, _inner.__qualname__, _inner.__doc__ = f.__name__, f.__qualname__, f.__doc__
@@ -64,27 +77,29 @@ def cos_1cycle_anneal(start, high, end) -> list:
     "The lesson's one-cycle shape: a cosine from `start` up to `high`, then down to `end`."
     return [sched_cos(start, high), sched_cos(high, end)]
 
-def _check_pcts(pcts: list, scheds: list) -> None:
+def _check_pcts(pcts: list, scheds: list) -> list:
+    "`pcts` as floats; a clear error if they are not one real number >= 0 per schedule, summing to 1."
     if len(pcts) != len(scheds):
         raise ValueError(f"combine_scheds: {len(pcts)} percentages for {len(scheds)} schedules; give one for each")
-    if not all(isinstance(p, (int, float)) and p >= 0 for p in pcts):
-        raise ValueError(f"combine_scheds: percentages must be numbers >= 0, got {pcts}")
-    if not math.isclose(sum(pcts), 1., abs_tol=1e-6):
-        raise ValueError(f"combine_scheds: percentages must sum to 1, got {pcts} (sum {sum(pcts)})")
+    reals = [_real(p) for p in pcts]
+    if not all(p is not None and p >= 0 for p in reals):
+        raise ValueError(f"combine_scheds: percentages must be real numbers >= 0, got {pcts}")
+    if not math.isclose(sum(reals), 1., abs_tol=1e-6):
+        raise ValueError(f"combine_scheds: percentages must sum to 1, got {pcts} (sum {sum(reals)})")
     for s in scheds:
         if not callable(s): raise TypeError(f"combine_scheds: schedule {s!r} is not callable")
+    return reals
+
+def _combined(bounds: list, scheds: list, first: int, last: int, pos):
+    i = min(max(bisect_right(bounds, pos) - 1, first), last)
+    return scheds[i]((pos - bounds[i]) / (bounds[i+1] - bounds[i]))
 
 def combine_scheds(pcts: Sequence[float], scheds: Sequence[Callable]) -> Callable:
     "One schedule that runs `scheds[i]` over the fraction `pcts[i]` of training, each from its own 0 to 1."
-    pcts, scheds = listify(pcts), listify(scheds)
-    _check_pcts(pcts, scheds)
-    bounds = [0., *accumulate(pcts)]
+    scheds = listify(scheds)
+    pcts = _check_pcts(listify(pcts), scheds)
     used = [i for i, p in enumerate(pcts) if p > 0]   # a schedule given 0% never runs
-    first, last = used[0], used[-1]
-    def _inner(pos):
-        i = min(max(bisect_right(bounds, pos) - 1, first), last)
-        return scheds[i]((pos - bounds[i]) / (bounds[i+1] - bounds[i]))
-    return _inner
+    return partial(_combined, [0., *accumulate(pcts)], scheds, used[0], used[-1])   # a module's function: it pickles
 
 # %% ../nbs/05a_anneal.ipynb #a3class
 class ParamScheduler(Callback):
@@ -109,7 +124,10 @@ class ParamScheduler(Callback):
         run = self.run   # read once: this runs on every batch
         if not run.in_train: return
         pos = run.n_epochs / run.epochs
-        for g, f in zip(run.learn.opt.param_groups, self._funcs): g[self.pname] = f(pos)
+        for g, f in zip(run.learn.opt.param_groups, self._funcs):
+            v = f(pos)
+            if type(v) is not float or v - v != 0.: v = self._number(v, pos)   # v - v: NaN for NaN and ±inf
+            g[self.pname] = v
 
     def after_fit(self):
         if self._saved is None: return   # this fit failed before our begin_fit
@@ -119,7 +137,7 @@ class ParamScheduler(Callback):
 # %% ../nbs/05a_anneal.ipynb #a3per
 @patch
 def _per_group(self: ParamScheduler, groups: list) -> list:
-    "The schedule of each parameter group; a clear error if they do not match or `pname` is unknown."
+    "The schedule of each parameter group; a clear error if they do not match or `pname` is unknown or not a number."
     funcs = list(self.sched_funcs) if isinstance(self.sched_funcs, (list, tuple)) else [self.sched_funcs] * len(groups)
     if len(funcs) != len(groups):
         raise ValueError(f"ParamScheduler({self.pname!r}): {len(funcs)} schedules for {len(groups)} parameter groups; "
@@ -127,4 +145,17 @@ def _per_group(self: ParamScheduler, groups: list) -> list:
     if any(self.pname not in g for g in groups):
         have = ', '.join(repr(k) for k in groups[0] if k != 'params')
         raise ValueError(f"ParamScheduler: the optimizer's parameter groups have no {self.pname!r} (they have {have})")
+    for g in groups:
+        if _real(g[self.pname]) is None:
+            raise ValueError(f"ParamScheduler({self.pname!r}): the parameter groups' {self.pname!r} is a "
+                             f"{type(g[self.pname]).__name__}, not a number; a schedule sets numbers only")
     return funcs
+
+@patch
+def _number(self: ParamScheduler, v, pos: float) -> float:
+    "The value `v` a schedule gave at `pos` as a float; a clear error if it is not a finite real number."
+    r = _real(v)
+    if r is None or not math.isfinite(r):
+        raise ValueError(f"ParamScheduler({self.pname!r}): the schedule gave the {self.pname} {v!r} at pos={pos:g}; "
+                         "it must be a finite real number")
+    return r

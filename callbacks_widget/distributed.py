@@ -135,6 +135,16 @@ class MixedPrecisionCallback(Callback):
 
     def after_batch(self): self._exit_autocast()
 
+    def state_dict(self) -> dict:
+        "The scaler's state (its scale falls in a fit whose gradients overflow); what `RestartCallback` puts back."
+        return dict(scaler=None if self.scaler is None else self.scaler.state_dict(), device_type=getattr(self, 'device_type', None))
+
+    def load_state_dict(self, state: dict) -> None:
+        if state['scaler'] is None: self.scaler = None   # the next fit makes a new one, at its first scale
+        else:
+            if self.scaler is None: self.scaler = torch.amp.GradScaler(state['device_type'])
+            self.scaler.load_state_dict(state['scaler'])
+
     def after_fit(self):
         try: self._exit_autocast()
         finally: self._undo.close()

@@ -118,6 +118,7 @@ class History():
         self.loss, self.smooth_loss, self.lr = (GrowArray(length=self._n_stored) for _ in range(3))
         self.fit_starts = []    # iteration at which each fit began; its length is the number of fits
         self.fit_callbacks = [] # the names of the callbacks each fit ran (one too many after an interrupted `begin_fit`)
+        self._names = {}        # each name and tuple of names seen, to itself
         self.epochs = []        # one dict per epoch: fit, epoch, iteration, valid_loss and metrics
         self.nonfinite_at = GrowArray(np.int64, 16, length=self._n_nonfinite)
         self.nonfinite_value = GrowArray(np.float64, 16, length=self._n_nonfinite)
@@ -134,11 +135,12 @@ class History():
     def begin_fit(self, callbacks: tuple = ()) -> None:
         "Start a fit that runs the callbacks named in `callbacks`; its smoothed loss starts afresh."
         self.flush(wait=True)
-        q, names = self._pending, tuple(callbacks)
+        q, intern = self._pending, self._names.setdefault   # thousands of fits: one tuple and one string per name in all
+        names = tuple(intern(c, c) for c in callbacks)
+        names = intern(names, names)
         n, _, _, n_bad = q.state
         q.commit(0, (n, 0., 0, n_bad))
         del self.fit_callbacks[len(self.fit_starts):]
-        if self.fit_callbacks and self.fit_callbacks[-1] == names: names = self.fit_callbacks[-1]   # thousands of fits, one tuple
         self.fit_callbacks.append(names)
         self.fit_starts.append(n)   # the fit exists from here on
 
@@ -238,8 +240,7 @@ def epoch_series(self: History, name: str) -> tuple:
 # %% ../nbs/06_history.ipynb #h6ovr1
 @patch
 def overview(self: History, n_out: int) -> np.ndarray:
-    "Indices of at most `n_out` batches that show the whole loss curve with its extremes, at a cost that does not grow with it."
-    self.flush()
+    "Indices of at most `n_out` flushed batches that show the whole loss curve with its extremes, at a cost that does not grow with it."
     y, nan = self.loss.values, len(self.nonfinite_at) > 0
     cand = None if nan else self._extremes.candidates(y, 2 * n_out)
     if cand is None: return downsample(y, n_out, nan=nan)

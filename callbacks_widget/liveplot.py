@@ -4,19 +4,20 @@
 
 # %% auto #0
 __all__ = ['TRAIN', 'SMOOTH', 'VALID', 'NONFINITE', 'LR', 'VIEWS', 'VIEW_LABELS', 'FIT_LINES', 'FIT_LABELS', 'COMPARE_FITS',
-           'COMPARE_POINTS', 'FIT_COLOURS', 'WIDGET_VIEW', 'make_figure', 'EpochTable', 'table_rows', 'fit_marks',
-           'LivePlotCallback', 'shown_fits', 'view_layout', 'fit_traces', 'fits_table', 'MessageRecorder',
+           'COMPARE_POINTS', 'FIT_COLOURS', 'WIDGET_VIEW', 'LivePlotFigure', 'make_figure', 'EpochTable', 'table_rows',
+           'fit_marks', 'LivePlotCallback', 'shown_fits', 'view_layout', 'fit_traces', 'fits_table', 'MessageRecorder',
            'record_messages']
 
 # %% ../nbs/08_liveplot.ipynb #285a6732
-import base64, html, json, math, threading, uuid
+import base64, copy, functools, html, json, math, threading, uuid
+from contextlib import contextmanager
 from pathlib import Path
 from time import perf_counter
 from typing import Union
 import numpy as np
 import ipywidgets as widgets
 from IPython.display import display, update_display
-import plotly.io as pio
+import plotly.io as pio, traitlets
 from plotly.subplots import make_subplots
 from comm.base_comm import BaseComm
 from .core import patch, scalar
@@ -50,8 +51,27 @@ _BATCH_TRACES = [
     _scatter('non-finite loss', 'nonfinite/x', 'nonfinite/y', 1, mode='markers', marker=dict(color='#d62728', symbol='x', size=9)),
     _scatter('lr', 'batches/x', 'batches/lr', 3, mode='lines', line=dict(color='#7f7f7f'))]
 
-def make_figure(height: int = 560) -> LiveFigure:
-    "The live plot's empty figure: losses, metrics and learning rate over iterations."
+
+# %% ../nbs/08_liveplot.ipynb #f8fig1
+class LivePlotFigure(LiveFigure):
+    "The live plot's `LiveFigure`: its `view` is one of `VIEWS`, and each change holds its `lock` (safe from any thread)."
+    view = traitlets.Enum(VIEWS, default_value='end_to_end').tag(sync=True)
+
+    def setup_instance(self, *args, **kwargs):
+        self.__dict__['lock'] = threading.RLock()   # before any trait is set: `__setattr__` takes it
+        super().setup_instance(*args, **kwargs)
+
+    def __setattr__(self, name, value):
+        with self.lock: super().__setattr__(name, value)
+
+    @contextmanager
+    def hold_sync(self):
+        "Send the changes made inside as one message, with no other thread's change among them."
+        with self.lock, super().hold_sync(): yield
+
+# %% ../nbs/08_liveplot.ipynb #f8fig3
+@functools.cache
+def _figure_layout(height: int) -> dict:
     fig = make_subplots(rows=3, cols=1, shared_xaxes=True, row_heights=[0.6, 0.22, 0.18], vertical_spacing=0.04)
     fig.update_yaxes(title_text='loss', row=1); fig.update_yaxes(title_text='metrics', row=2)
     fig.update_yaxes(title_text='lr', row=3); fig.update_xaxes(title_text='iteration', row=3)
@@ -59,24 +79,33 @@ def make_figure(height: int = 560) -> LiveFigure:
     fig.update_layout(template=dict(layout={k: template[k] for k in _TEMPLATE_KEYS if k in template}),
                       height=height, margin=dict(l=60, r=20, t=30, b=40), uirevision='live',
                       legend=dict(orientation='h', y=1.02, yanchor='bottom', x=0))
-    return LiveFigure(fig.to_plotly_json()['layout'], _BATCH_TRACES)
+    return fig.to_plotly_json()['layout']
+
+def make_figure(height: int = 560) -> LivePlotFigure:
+    "The live plot's empty figure: losses, metrics and learning rate over iterations."
+    return LivePlotFigure(copy.deepcopy(_figure_layout(height)), _BATCH_TRACES)
 
 # %% ../nbs/08_liveplot.ipynb #f8a00003
 class EpochTable():
-    "The per-epoch stats of a `History` as columns: `x` (iteration), `fit` and `ys` (one float32 column per stat)."
-    def __init__(self): self.x, self.fit, self.ys = GrowArray(np.int64, 16), GrowArray(np.int64, 16), {}
+    "The per-epoch stats of a `History` as columns of one length: `x` (iteration), `fit` and `ys` (one float32 column per stat)."
+    def __init__(self):
+        self._n = 0   # the length of every column: rows beyond it may be written, not yet taken in
+        self.x, self.fit = (GrowArray(np.int64, 16, length=self._length) for _ in range(2))
+        self.ys = {}
+
+    def _length(self) -> int: return self._n
 
     def update(self, epochs: list) -> None:
         "Take in the epochs appended to `epochs` since the last call."
-        for e in epochs[len(self.x):]:
-            n = len(self.x)
-            for col in (self.fit, *self.ys.values()): col.n = min(col.n, n)   # an interrupt may have left a column one row ahead
-            for k in e:
-                if k not in ('fit', 'epoch', 'iteration') and k not in self.ys:
-                    self.ys[k] = GrowArray(np.float32, 16); self.ys[k].extend(np.full(n, np.nan))
-            for k, col in self.ys.items(): col.extend([np.nan if e.get(k) is None else e[k]])
-            self.fit.extend([e['fit']])
-            self.x.extend([e['iteration']])
+        n, new = self._n, epochs[self._n:]
+        if not new: return
+        ys = dict(self.ys)
+        for k in dict.fromkeys(k for e in new for k in e if k not in ('fit', 'epoch', 'iteration')):
+            if k not in ys: ys[k] = GrowArray(np.float32, 16, length=self._length); ys[k].write(np.full(n, np.nan), 0)
+        for k, col in ys.items(): col.write([np.nan if e.get(k) is None else e[k] for e in new], n)
+        self.fit.write([e['fit'] for e in new], n); self.x.write([e['iteration'] for e in new], n)
+        self.ys = ys              # the new columns, as long as the others,
+        self._n = n + len(new)    # then every column grows, at once
 
     @property
     def nbytes(self) -> int: return self.x.nbytes + self.fit.nbytes + sum(c.nbytes for c in self.ys.values())
@@ -124,7 +153,7 @@ class LivePlotCallback(Callback):
         self.widget, self._next, self._epochs = self.fig, 0., EpochTable()
         self._drawn, self._pending = {}, {}   # per group of traits, the state of the history it last drew
         self._base_layout, self._fit_cache, self._lr_fits = self.fig.plot_layout, {}, (0, [])
-        self._auto_view, self._clicked, self._fit_thread, self._picture_id = None, None, None, None
+        self._auto_view, self._fit_thread, self._picture_id = None, None, None
         self.view_buttons = widgets.ToggleButtons(options=[(VIEW_LABELS[v], v) for v in VIEWS], value=self.fig.view,
                                                   style=dict(button_width='110px'))
         _take_clicks_during_fits(self.view_buttons)
@@ -143,9 +172,10 @@ class LivePlotCallback(Callback):
 
     def begin_fit(self):
         names = tuple(cb.name for cb in self.run.running)
-        self.history.begin_fit(names)
-        self._fit_thread = threading.get_ident()
-        self._follow_lr_find(names)
+        with self.fig.lock:   # a redraw on another thread reads the history whole
+            self.history.begin_fit(names)
+            self._fit_thread = threading.get_ident()
+            self._follow_lr_find(names)
         self._cancelled, self.valid_loss_sum, self.valid_count = False, 0., 0
         self.panel.begin_fit()
 
@@ -174,8 +204,9 @@ class LivePlotCallback(Callback):
     @view.setter
     def view(self, value: str):
         if value not in VIEWS: raise ValueError(f"LivePlotCallback: view must be one of {', '.join(VIEWS)}; got {value!r}")
-        self._auto_view = None   # the user's choice stays
-        self.fig.view = value
+        with self.fig.lock:
+            self._auto_view = None   # the user's choice stays
+            self.fig.view = value
 
 # %% ../nbs/08_liveplot.ipynb #f8end1
 @patch
@@ -188,7 +219,7 @@ def after_epoch(self: LivePlotCallback):
                 prefix = 'train' if s.in_train else 'valid'
                 stats.update({f'{prefix}_{n}': v for n, v in zip(s.names[1:], s.avg_stats[1:])})
     vloss = float(self.valid_loss_sum) / self.valid_count if self.valid_count else None
-    self.history.add_epoch(self.epoch, valid_loss=vloss, **stats)
+    with self.fig.lock: self.history.add_epoch(self.epoch, valid_loss=vloss, **stats)
     self.update()
 
 @patch
@@ -196,42 +227,52 @@ def after_cancel_train(self: LivePlotCallback): self._cancelled = True
 
 @patch
 def after_fit(self: LivePlotCallback):
-    self.update(wait=True)   # the fit's last batches too, also those still on their way from a GPU
-    e = self.run.error
-    if e is None: status = 'cancelled' if self._cancelled else 'finished'
-    elif isinstance(e, KeyboardInterrupt): status = 'interrupted'
-    else: status = f"failed: {type(e).__name__}: {e}"
-    self.panel.end_fit(status)
+    raised = None
+    try: self.update(wait=True)   # the fit's last batches too, also those still on their way from a GPU
+    except BaseException as e: raised = e; raise
+    finally:   # the panel says how the fit ended, also when this redraw failed or was interrupted
+        e = self.run.error or raised
+        if e is None: status = 'cancelled' if self._cancelled else 'finished'
+        elif isinstance(e, KeyboardInterrupt): status = 'interrupted'
+        else: status = f"failed: {type(e).__name__}: {e}"
+        self.panel.end_fit(status)
     self.show_picture()
 
 # %% ../nbs/08_liveplot.ipynb #f8a00012
 @patch
 def update(self: LivePlotCallback, costs: bool = True, wait: bool = False) -> None:
     "Redraw the figure and the panel from the history now (the panel's costs too if `costs`; on a GPU, every batch if `wait`)."
-    self.history.flush(wait)
-    clicked, self._clicked = self._clicked, None
-    if clicked is not None: self.view = clicked   # a view button clicked during the fit
-    self._draw()
+    with self.fig.lock:
+        if self._may_flush(): self.history.flush(wait)
+        self._draw()
     if self.panel is not None: self.panel.refresh(costs)
     self._next = perf_counter() + self.every
 
 @patch
+def _may_flush(self: LivePlotCallback) -> bool:
+    "Whether this thread may move batches into the history: not while a fit on another thread adds them."
+    run = self.run
+    return run is None or not run.in_fit or threading.get_ident() == self._fit_thread
+
+@patch
 def _draw(self: LivePlotCallback) -> None:
     "Set the figure's traits that differ from the history, in one message."
-    self.history.flush()   # a switch of view or a zoom may come between updates: the columns read one length
-    self._epochs.update(self.history.epochs)
-    view = self.fig.view
-    if self._drawn.get('view') != view: self._drawn.clear()   # a view just chosen: every group is drawn again
-    self._pending = {'view': view}
-    if view == 'end_to_end':
-        new = {**self._batch_columns(), **self._epoch_columns(), **self._layout()}
-        if self.fig.fits: new['fits'] = {}   # the other views' points: not state while this one shows
-    else:
-        new = self._fit_view()
-        new.update({g: {} for g in ('batches', 'epochs', 'nonfinite') if getattr(self.fig, g)})
-    with self.fig.hold_sync():
-        for name, value in new.items(): setattr(self.fig, name, value)
-    self._drawn.update(self._pending)
+    with self.fig.lock:   # one view, one x range and one history per redraw, whatever the other threads do
+        if self._may_flush(): self.history.flush()   # a switch of view or a zoom may come between updates
+        self._epochs.update(self.history.epochs)
+        view = self.fig.view
+        if self.view_buttons.value != view: self.view_buttons.value = view   # however the last switch ended
+        if self._drawn.get('view') != view: self._drawn.clear()   # a view just chosen: every group is drawn again
+        self._pending = {'view': view}
+        if view == 'end_to_end':
+            new = {**self._batch_columns(), **self._epoch_columns(), **self._layout()}
+            if self.fig.fits: new['fits'] = {}   # the other views' points: not state while this one shows
+        else:
+            new = self._fit_view()
+            new.update({g: {} for g in ('batches', 'epochs', 'nonfinite') if getattr(self.fig, g)})
+        with self.fig.hold_sync():
+            for name, value in new.items(): setattr(self.fig, name, value)
+        self._drawn.update(self._pending)
 
 @patch
 def _changed(self: LivePlotCallback, group: str, state) -> bool:
@@ -291,17 +332,15 @@ def _layout(self: LivePlotCallback) -> dict:
 # %% ../nbs/08_liveplot.ipynb #f8v002
 @patch
 def _show_view(self: LivePlotCallback, view: str) -> None:
-    "Draw the view `view`, just set on the figure, from the whole history."
-    self.view_buttons.value = view
+    "Draw the view `view`, just set on the figure, from the whole history (the buttons follow)."
     with self.fig.hold_sync():
         if self.fig.x_range != AUTOSCALE: self.fig.x_range = AUTOSCALE
         self._draw()
 
 @patch
 def _view_clicked(self: LivePlotCallback, view: str) -> None:
-    "A view button was clicked: show `view` now, or at the next update if a fit runs on another thread."
-    if self.panel is not None and self.run.in_fit and threading.get_ident() != self._fit_thread: self._clicked = view
-    elif view != self.fig.view: self.view = view   # else the buttons are following the figure
+    "A view button was clicked (on any thread): show `view` now."
+    if view != self.fig.view: self.view = view   # else the buttons are following the figure
 
 @patch
 def _follow_lr_find(self: LivePlotCallback, names: tuple) -> None:
@@ -440,7 +479,8 @@ def _repr_mimebundle_(self: LivePlotCallback, **kwargs) -> dict:
 def picture(self: LivePlotCallback, width: int = 900) -> dict:
     "The figure as the widget shows it and the panel's state, as a display bundle: a PNG, and the panel as text."
     rows = self.panel.table() if self.panel is not None else []
-    return {'image/png': base64.b64encode(self.fig.picture(width, rows)).decode(), 'text/plain': text_table(rows) or repr(self)}
+    with self.fig.lock: png = self.fig.picture(width, rows)   # one state, whatever other threads change
+    return {'image/png': base64.b64encode(png).decode(), 'text/plain': text_table(rows) or repr(self)}
 
 @patch
 def show_picture(self: LivePlotCallback) -> None:

@@ -6,7 +6,7 @@
 __all__ = ['PENDING', 'COST_HELP', 'ESTIMATE_AFTER', 'CallbackPanel']
 
 # %% ../nbs/07_panel.ipynb #6982dde1
-import html, time
+import html, threading, time
 import ipywidgets as widgets
 from .core import patch
 from .runner import AlwaysOn, Callback, Runner
@@ -45,7 +45,7 @@ class CallbackPanel():
     def __init__(self, run: Runner):
         if not isinstance(run, Runner): raise TypeError(f"CallbackPanel needs a Runner, got {run!r}")
         self.run, self.status, self._t0, self._t1, self._total, self._since = run, 'ready', None, None, 0, None
-        self.switches, self._rows = {}, {}
+        self.switches, self._rows, self._lock = {}, {}, threading.RLock()
         for cb in run.cbs: self._add_row(cb)
         head = widgets.HBox([_cell('callback', '190px'), _cell('order', '50px'), _cell('events', '330px'),
                              _cell('cost', '130px'), _cell('')], layout=_layout())
@@ -71,11 +71,12 @@ class CallbackPanel():
 
     def refresh(self, costs: bool = True) -> None:
         "Redraw progress and status from the runner's state, and the rows' costs and notes if `costs`."
-        try: self._show(costs)
-        except KeyboardInterrupt:  # it ends the fit: say so, and draw every widget from the state again
-            if self.run.in_fit: self.status, self._t1 = 'interrupted', self._t1 or time.perf_counter()
-            self._show(True)
-            raise
+        with self._lock:   # a switch clicked on another thread redraws too: one redraw at a time, from the state it reads
+            try: self._show(costs)
+            except KeyboardInterrupt:  # it ends the fit: say so, and draw every widget from the state again
+                if self.run.in_fit: self.status, self._t1 = 'interrupted', self._t1 or time.perf_counter()
+                self._show(True)
+                raise
 
     def _show(self, costs: bool) -> None:
         run = self.run

@@ -27,6 +27,10 @@ def set_random_state(state: dict) -> None:
     if 'cuda' in state: torch.cuda.set_rng_state_all(state['cuda'])
 
 # %% ../nbs/05c_restart.ipynb #c2class
+def _keeps_state(cb: Callback) -> bool:
+    "Whether `cb` keeps training state across fits, given by `state_dict()` and taken back by `load_state_dict(state)`."
+    return callable(getattr(type(cb), 'state_dict', None)) and callable(getattr(type(cb), 'load_state_dict', None))
+
 class RestartCallback(Callback):
     "When enabled, each fit starts from the weights, optimizer state (and random numbers) of its learner's first fit."
     _order, _enabled = -10, False
@@ -37,30 +41,34 @@ class RestartCallback(Callback):
 
     def forget(self) -> None:
         "Drop the saved starts: the state at the next fit becomes the start."
-        # model or optimizer -> its state_dict on the host; model -> the random generators' state
-        self._states, self._rngs = weakref.WeakKeyDictionary(), weakref.WeakKeyDictionary()
+        # model or optimizer -> its state_dict on the host; model -> the random generators' state, and the callbacks' states
+        self._states, self._rngs, self._callbacks = (weakref.WeakKeyDictionary() for _ in range(3))
 
     def set_runner(self, run):
         super().set_runner(run)
         if getattr(run, 'learn', None) is not None: self._remember(run.learn)
 
     def _remember(self, learn) -> None:
-        "Save the state of the learner's model and optimizer, if they are new to this callback."
+        "Save the state of the learner's model and optimizer, and of the callbacks that keep some, if new to this callback."
         for o in (learn.model, learn.opt):
             if o not in self._states: self._states[o] = save_state(o)
         if learn.model not in self._rngs: self._rngs[learn.model] = random_state()
+        if learn.model not in self._callbacks:
+            cbs = self.run.cbs if self.run is not None else ()
+            self._callbacks[learn.model] = [(cb, cb.state_dict()) for cb in cbs if _keeps_state(cb)]
 
     def begin_fit(self):
         learn = self.learn
         self._remember(learn)
         restore_state(learn.model, self._states[learn.model])
         restore_state(learn.opt, self._states[learn.opt], hypers=False)
+        for cb, state in self._callbacks[learn.model]: cb.load_state_dict(state)
         if self.rng: set_random_state(self._rngs[learn.model])
         self.restarts += 1
 
     def __getstate__(self):
         # the saved starts belong to live objects of this session: a copy or a pickle starts without them
-        return {k: v for k, v in self.__dict__.items() if k not in ('_states', '_rngs')}
+        return {k: v for k, v in self.__dict__.items() if k not in ('_states', '_rngs', '_callbacks')}
 
     def __setstate__(self, state):
         self.__dict__.update(state)

@@ -49,7 +49,11 @@ class Callback():
         # only called for names the callback lacks; private names and a missing runner stop here
         if k.startswith('_') or self.run is None:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {k!r}")
-        return getattr(self.run, k)
+        try: return getattr(self.run, k)
+        except AttributeError as e:
+            if e.name != k or e.obj is not self.run: raise   # raised inside one of the runner's properties
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {k!r} (nor has its {type(self.run).__name__})",
+                             name=k, obj=self)
 
     @property
     def name(self) -> str:

@@ -1,5 +1,6 @@
 "Callbacks worth switching between fits: schedules, the LR finder, early stopping, clipping, restart."
-import copy, math, pickle
+import copy, math, pickle, re
+import numpy as np
 from functools import partial
 import pytest, torch
 from callbacks_widget.all import *
@@ -60,7 +61,7 @@ def test_lesson_schedule_values():
 @pytest.mark.parametrize('make,message', [
     (lambda: combine_scheds([0.3, 0.6], [sched_lin(0, 1)] * 2), 'percentages must sum to 1'),
     (lambda: combine_scheds([0.5, 0.5], [sched_lin(0, 1)]), '2 percentages for 1 schedules'),
-    (lambda: combine_scheds([2, -1], [sched_lin(0, 1)] * 2), 'percentages must be numbers >= 0'),
+    (lambda: combine_scheds([2, -1], [sched_lin(0, 1)] * 2), 'percentages must be real numbers >= 0'),
     (lambda: combine_scheds([1], ['cos']), "schedule 'cos' is not callable"),
     (lambda: sched_exp(0, 1), r'sched_exp\(0, 1\) cannot be computed'),
     (lambda: sched_exp(-1, 1), r'sched_exp\(-1, 1\) is not a finite real number'),
@@ -119,6 +120,57 @@ def test_param_scheduler_bad_arguments():
     with pytest.raises(TypeError, match='pname must be a string'): ParamScheduler(None, sched_no(1, 1))
     with pytest.raises(TypeError, match='schedule 0.1 is not callable'): ParamScheduler('lr', [sched_no(1, 1), 0.1])
 
+
+
+@pytest.mark.parametrize('value', [math.nan, math.inf, -math.inf, 'fast', None, 1j])
+def test_a_schedule_value_that_is_not_a_finite_number_is_refused_before_the_optimizer_sees_it(learn, value):
+    bad = lambda pos: 0.1 if pos < 0.3 else value
+    run = Runner(cbs=[ParamScheduler('lr', bad)], cb_funcs=Recorder)
+    weights = copy.deepcopy(learn.model.state_dict())
+    with pytest.raises(ValueError, match=rf"ParamScheduler\('lr'\): the schedule gave the lr {re.escape(repr(value))} at pos=0\.3\d*; "
+                                         "it must be a finite real number") as info:
+        run.fit(1, learn)
+    assert info.value.__notes__ == ["raised in callback 'param_scheduler' during event 'begin_batch'"]
+    assert all(math.isfinite(v) for v in run.recorder.lrs) and learn.opt.param_groups[0]['lr'] == 0.5
+    assert all(torch.isfinite(p).all() for p in learn.model.parameters())
+    assert not same(learn.model.state_dict(), weights)   # the batches before it trained
+
+
+def test_a_schedule_made_of_strings_is_refused_where_it_is_made():
+    with pytest.raises(ValueError, match=r"sched_no\('fast', 'slow'\) is not a finite real number at pos=0.0: 'fast'"):
+        sched_no('fast', 'slow')
+
+
+def test_schedules_of_numpy_and_torch_numbers_and_percentages_of_any_real_type(learn):
+    sched = combine_scheds(np.array([0.25, 0.75]), [sched_lin(np.float32(0.1), torch.tensor(0.2)), sched_no(0.2, 0.2)])
+    assert sched(0.125) == pytest.approx(0.15) and sched(1.) == 0.2
+    assert combine_scheds([torch.tensor(0.5), np.float64(0.5)], [sched_no(1, 1), sched_no(2, 2)])(0.75) == 2
+    for bad in ([True, 0.], ['0.5', 0.5], [torch.tensor([0.5, 0.5])]):
+        with pytest.raises(ValueError, match='percentages must be real numbers >= 0'): combine_scheds(bad, [sched_no(1, 1)] * len(bad))
+    run = Runner(cbs=[ParamScheduler('lr', sched)], cb_funcs=Recorder)
+    run.fit(1, learn)
+    assert run.recorder.lrs[0] == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize('pname,kind', [('params', 'list'), ('nesterov', 'bool'), ('maximize', 'bool')])
+def test_param_scheduler_refuses_a_hyper_parameter_that_is_not_a_number(learn, pname, kind):
+    run = Runner(cbs=[ParamScheduler(pname, sched_no(1, 1))], cb_funcs=Batches)
+    with pytest.raises(ValueError, match=rf"ParamScheduler\('{pname}'\): the parameter groups' {pname!r} is a {kind}, not a number"):
+        run.fit(1, learn)
+    assert run.batches.n == 0
+
+
+def test_a_runner_with_schedules_pickles_and_deep_copies_like_one_without(learn):
+    one_cycle = combine_scheds([0.3, 0.7], cos_1cycle_anneal(0.1, 0.6, 0.2))
+    run = Runner(cbs=[ParamScheduler('lr', one_cycle), ParamScheduler('momentum', sched_lin(0.9, 0.8))], cb_funcs=Recorder)
+    for clone in (pickle.loads(pickle.dumps(run)), copy.deepcopy(run)):
+        assert [repr(f) for f in clone.param_scheduler_momentum.sched_funcs.args] == ['0.9', '0.8']
+        assert [clone.param_scheduler.sched_funcs(p) for p in (0, 0.3, 1)] == [one_cycle(p) for p in (0, 0.3, 1)]
+    for f in (sched_lin(0.1, 0.2), one_cycle):
+        assert pickle.loads(pickle.dumps(f))(0.5) == f(0.5) and repr(pickle.loads(pickle.dumps(f))) == repr(f)
+    learn2 = copy.deepcopy(learn)
+    run.fit(1, learn); clone.fit(1, learn2)
+    assert clone.recorder.lrs == run.recorder.lrs
 
 # --- LR_Find (lesson 05b)
 
@@ -266,6 +318,23 @@ def test_restart_with_rng_gives_the_same_losses_without_seeding():
     run.fit(1, learn)
     assert run.recorder.losses == first and run.restart.restarts == 2
 
+
+def test_restart_with_a_float16_grad_scaler_a_schedule_and_early_stopping_gives_equal_fits():
+    # a real GradScaler runs on the CPU here (torch.amp.GradScaler('cpu')); its scale falls from 65,536 in the first fit
+    from callbacks_widget.distributed import MixedPrecisionCallback
+    learn = make_learner(n_train=512)
+    run = Runner(cbs=[ParamScheduler('lr', sched_cos(1., 0.3)), EarlyStoppingCallback(patience=1)],
+                 cb_funcs=[RestartCallback, partial(MixedPrecisionCallback, torch.float16), Recorder])
+    run.restart.enabled = True
+    fits = []
+    for _ in range(3):
+        run.fit(3, learn)
+        fits.append((run.recorder.losses, run.mixed_precision.scaler.state_dict(), run.early_stopping.best))
+    assert fits[0][1]['scale'] < 65536.   # the scale fell in the fit, so the next fit must start from 65,536 again
+    assert fits[0] == fits[1] == fits[2]
+    run.restart.enabled = False
+    run.fit(1, learn)                     # off: the scaler goes on from where the last fit left it
+    assert run.recorder.losses[:2] != fits[0][0][:2] and run.mixed_precision.scaler.get_scale() <= fits[0][1]['scale']
 
 def test_restart_keeps_the_lr_set_between_fits(learn):
     run = Runner(cbs=RestartCallback(), cb_funcs=Starts)
@@ -448,15 +517,15 @@ def test_view_switched_during_a_fit_draws_the_running_fit_at_once(learn):
             if self.in_train and self.n_iter == 3:
                 lp.view = 'compare'
                 seen['at 3'] = [len(t.x) for t in legend(lp)]
-            if self.in_train and self.n_iter == 5:   # a click that arrives on another thread waits for the next update
+            if self.in_train and self.n_iter == 5:   # a click that arrives on another thread is drawn at once
                 t = threading.Thread(target=lambda: setattr(lp.view_buttons, 'value', 'end_to_end')); t.start(); t.join()
-                seen['at 5'] = lp.view
+                seen['at 5'] = (lp.view, len(lp.fig.column('batches/x')))
     run = live(Switch, every=0)
     run.fit(1, learn)
     run.switch.enabled = True
     run.fit(1, learn)
     n = len(learn.data.train_dl)
-    assert seen == {'at 3': [n, 3], 'at 5': 'compare'}
+    assert seen == {'at 3': [n, 3], 'at 5': ('end_to_end', n + 5)}
     assert run.live_plot.view == 'end_to_end' and run.live_plot.fig.column('batches/x')[-1] == 2 * n
 
 

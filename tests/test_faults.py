@@ -411,3 +411,115 @@ def test_the_panel_says_what_the_cost_column_measures():
     text = html.unescape(panel.cost_help.value)
     assert panel.cost_help in panel.widget.children
     assert "wall-clock time per batch inside the callback's hooks" in text and 'GPU' in text
+
+
+# --- views, zooms and switches from other threads during a fit (issue 24)
+
+import sys
+import traitlets
+from comm.base_comm import BaseComm
+
+
+def plain(v):
+    "`v` with every bytes-like value as bytes, for comparing a widget's state with a front end's copy."
+    if isinstance(v, dict): return {k: plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)): return [plain(x) for x in v]
+    return bytes(v) if isinstance(v, (bytes, bytearray, memoryview)) else v
+
+
+class FrontEndCopy(BaseComm):
+    "A widget comm that applies every update it is asked to send to `state`, as a front end does."
+    def __init__(self, state: dict, **kwargs):
+        self.state = plain(state)
+        super().__init__(**kwargs)
+
+    def publish_msg(self, msg_type, data=None, metadata=None, buffers=None, **keys):
+        if msg_type != 'comm_msg' or data.get('method') != 'update': return
+        state = plain(data['state'])
+        for path, buf in zip(data.get('buffer_paths', []), buffers or []):
+            *outer, last = path
+            d = state
+            for k in outer: d = d[k]
+            d[last] = bytes(buf)
+        self.state.update(state)
+
+
+def front_end_copy(w) -> FrontEndCopy:
+    w.comm = FrontEndCopy(w.get_state(), comm_id=w.model_id, target_name='jupyter.widget', primary=False)
+    return w.comm
+
+
+FIGURE = ('batches', 'epochs', 'nonfinite', 'fits', 'traces', 'plot_layout', 'view')
+
+
+def redrawn_from_scratch(lp) -> dict:
+    "What a new live plot draws from `lp`'s history, in `lp`'s view and x range."
+    ref = LivePlotCallback(every=3600)
+    ref.history, ref.view = lp.history, lp.view
+    ref.fig.x_range = lp.fig.x_range
+    ref.update()
+    return {k: getattr(ref.fig, k) for k in FIGURE}
+
+
+@pytest.fixture
+def many_interleavings():
+    "Threads switch every microsecond rather than every 5 ms: many more interleavings in one run."
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    yield
+    sys.setswitchinterval(interval)
+
+
+@pytest.mark.parametrize('how', ['view', 'buttons', 'figure', 'zoom', 'switches'])
+def test_views_zooms_and_switches_from_another_thread_during_fits(how, many_interleavings, capsys):
+    learn = make_learner(n_train=512, n_valid=64)
+    run = Runner(cb_funcs=[partial(AvgStatsCallback, accuracy), partial(LivePlotCallback, every=0)])
+    lp, panel = run.live_plot, run.live_plot.panel
+    browser = front_end_copy(lp.fig)
+    done, errors, k = threading.Event(), [], 0
+    def change(k):
+        view = ('end_to_end', 'compare', 'lr_find')[k % 3]
+        if how == 'view': lp.view = view
+        elif how == 'buttons': lp.view_buttons.value = view
+        elif how == 'figure': lp.fig.view = view
+        elif how == 'zoom': lp.fig._on_front_end_msg(lp.fig, {'event': 'zoom', 'range': [1, 3 + k % 20] if k % 4 else None}, [])
+        else: panel.switches['avg_stats'].value = not panel.switches['avg_stats'].value
+    def other_thread():
+        nonlocal k
+        try:
+            while not done.is_set(): change(k); k += 1
+        except Exception as e: errors.append(e)
+    t = threading.Thread(target=other_thread)
+    t.start()
+    try:
+        for _ in range(4): run.fit(1, learn)
+    finally:
+        done.set(); t.join()
+    assert not errors, errors
+    assert k > 20, k    # the other thread changed things all along
+    assert {name: getattr(lp.fig, name) for name in FIGURE} == redrawn_from_scratch(lp)   # the last batches, whole
+    assert {name: browser.state[name] for name in FIGURE} == plain({name: getattr(lp.fig, name) for name in FIGURE})
+    assert lp.view_buttons.value == lp.fig.view and panel.status == 'finished' and 'finished' in panel.status_text.value
+    assert panel.switches['avg_stats'].value is run.avg_stats.enabled
+
+
+def test_a_view_clicked_on_another_thread_just_after_the_live_plots_after_fit_is_drawn(learn):
+    class ClickAfter(Callback):
+        _order = 30   # after the live plot's after_fit, before the fit ends
+        def after_fit(self):
+            t = threading.Thread(target=lambda: setattr(self.run.live_plot.view_buttons, 'value', 'compare'))
+            t.start(); t.join()
+    run = Runner(cb_funcs=[partial(LivePlotCallback, every=3600), ClickAfter])
+    run.fit(1, learn)
+    lp = run.live_plot
+    assert (lp.view_buttons.value, lp.fig.view, lp.view) == ('compare', 'compare', 'compare')
+    assert [t['name'] for t in lp.fig.traces][:1] == ['fit 1'] and lp.fig.batches == {}
+
+
+def test_the_figures_view_is_one_of_the_views():
+    lp = LivePlotCallback()
+    with pytest.raises(traitlets.TraitError, match="expected any of \\['end_to_end', 'compare', 'lr_find'\\], not the str 'bogus'"):
+        lp.fig.view = 'bogus'
+    assert (lp.fig.view, lp.view, lp.view_buttons.value) == ('end_to_end',) * 3
+    lp.fig.view = 'compare'
+    assert lp.view == lp.view_buttons.value == 'compare'

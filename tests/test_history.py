@@ -145,3 +145,51 @@ def test_avg_stats_takes_metrics_that_return_numbers_and_names_one_that_returns_
     assert s.avg_stats == [0.25, 0.5, 1.0]
     bad = AvgStats([lambda p, y: 'high'], True)
     with pytest.raises(TypeError, match="a loss or metric gave str 'high'"): bad.accumulate(R)
+
+
+def test_fits_whose_callbacks_alternate_share_their_names_and_cost_under_100_bytes_each():
+    import tracemalloc
+    h = History()
+    def names(k): return tuple(''.join(list(n)) for n in ('train_eval', 'recorder', 'live_plot')[k % 2:])   # new strings each time
+    for k in range(10): h.begin_fit(names(k))
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for k in range(10, 5010): h.begin_fit(names(k))
+    grown = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert h.fit_callbacks[4998] is h.fit_callbacks[0] and h.fit_callbacks[4999] is h.fit_callbacks[1]
+    assert h.fit_callbacks[1][0] is h.fit_callbacks[0][1]   # 'recorder': one string in both tuples
+    assert grown / 5000 < 100, grown / 5000
+    assert h.fit_names([4999]) == ['fit 5000 · −train_eval']
+
+
+from interrupts import interrupt_every_line
+
+VALUES = [1., 2., 3., float('nan'), 5., 6.] + [1 + i / 100 for i in range(200)]
+
+
+def half_flushed() -> History:
+    "A history with two batches flushed and the rest waiting."
+    h = History()
+    h.begin_fit(('a',))
+    h.add_batches(VALUES[:2], [0.1, 0.1]); h.flush()
+    h.add_batches(VALUES[2:], [0.1] * (len(VALUES) - 2))
+    return h
+
+
+@pytest.mark.parametrize('step', ['flush', 'add_epoch'])
+def test_ctrl_c_at_every_line_of_flush_and_add_epoch(step):
+    def action(h):
+        if step == 'flush': h.flush()
+        else: h.add_epoch(0, valid_loss=1.5, accuracy=0.5)
+    def check(h, where):
+        assert len(set(lengths(h))) == 1 and h.n_iter == len(VALUES), where
+        if step == 'add_epoch' and not h.epochs: h.add_epoch(0, valid_loss=1.5, accuracy=0.5)   # it had not gone in: again
+        h.add_batch(7., 0.2); h.flush()
+        ref = reference(VALUES + [7.], [0.1] * len(VALUES) + [0.2])
+        for a, b in zip(lengths(h), lengths(ref)): assert a == b, where
+        np.testing.assert_array_equal(h.loss.values, ref.loss.values, err_msg=where)
+        np.testing.assert_array_equal(h.smooth_loss.values, ref.smooth_loss.values, err_msg=where)
+        assert [i for i, _ in h.nonfinite] == [3], where
+        if step == 'add_epoch': assert h.epochs == [dict(fit=0, epoch=0, iteration=len(VALUES), valid_loss=1.5, accuracy=0.5)], where
+    assert interrupt_every_line(half_flushed, action, check) > 50

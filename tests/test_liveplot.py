@@ -1,5 +1,5 @@
 "LivePlotCallback and CallbackPanel driven headlessly: switches, live updates, bytes, gaps, faults."
-import csv, html, json, math, pathlib
+import csv, html, json, math, pathlib, re, sys
 from functools import partial
 import numpy as np, pytest
 from callbacks_widget.all import *
@@ -255,3 +255,84 @@ def test_demo_command_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(['--mnist', str(tmp_path / 'missing.pkl.gz')])
     assert 'no MNIST pickle at' in capsys.readouterr().err
+
+
+# --- Ctrl-C at every line of an update (issue 24)
+
+from interrupts import interrupt_every_line
+
+
+def drawn(lp) -> dict:
+    "The figure's traits, the whole truth of what a view shows."
+    return {k: getattr(lp.fig, k) for k in ('batches', 'epochs', 'nonfinite', 'fits', 'traces', 'plot_layout', 'view')}
+
+
+def assert_shows_its_history(lp, where):
+    "`lp`'s table and figure hold what a new live plot draws from the same history."
+    t = lp._epochs
+    assert [len(c) for c in (t.fit, *t.ys.values())] == [len(t.x)] * (1 + len(t.ys)) and len(t.x) == len(lp.history.epochs), where
+    ref = LivePlotCallback(every=3600)
+    ref.history, ref.view = lp.history, lp.view
+    ref.update()
+    assert drawn(lp) == drawn(ref), where
+
+
+@pytest.fixture
+def one_thread():
+    "Torch on one thread: hundreds of tiny fits, each slower on two threads than on one."
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.mark.parametrize('hook', ['after_epoch', 'after_fit'])
+def test_ctrl_c_at_every_line_of_an_epoch_end_or_a_fit_end_that_brings_a_new_stat(capsys, one_thread, hook):
+    learn = make_learner(n_train=64, n_valid=32)
+    def make():
+        run = live_runner(every=3600)
+        run.avg_stats.enabled = False
+        run.fit(1, learn)
+        run.avg_stats.enabled = True   # the README's workflow: stats switched back on for a later fit
+        return run
+    def action(run):
+        try: run.fit(1, learn)
+        finally:   # but a Ctrl-C on one of the few lines that end the panel leaves it running until the next fit
+            ends_panel = re.search(r'of (after_fit|end_fit)$', sys.exc_info()[1].args[0] if sys.exc_info()[1] else '')
+            assert run.live_plot.panel.status in ('interrupted', 'finished') or ends_panel
+    def check(run, where):
+        run.fit(1, learn)   # the next fit draws every epoch of every fit
+        assert run.live_plot.panel.status == 'finished', where
+        assert_shows_its_history(run.live_plot, where)
+    n = interrupt_every_line(make, action, check, within=getattr(LivePlotCallback, hook))
+    assert n > 100, n
+
+
+def test_ctrl_c_at_every_line_of_a_view_switch():
+    def make():
+        lp = LivePlotCallback(every=3600)
+        for k in range(2):
+            lp.history.begin_fit(('train_eval', 'live_plot') if k else ('train_eval', 'avg_stats', 'live_plot'))
+            lp.history.add_batches([2. - i / 100 for i in range(50)], [0.1] * 50)
+            lp.history.add_epoch(0, valid_loss=1.5 - k, **({} if k else dict(valid_accuracy=0.5)))
+        lp.update()
+        return lp
+    def check(lp, where):
+        lp.update()   # the next update draws the whole view
+        assert lp.view_buttons.value == lp.fig.view, where   # either view, if the Ctrl-C came before the switch
+        assert_shows_its_history(lp, where)
+    assert interrupt_every_line(make, lambda lp: setattr(lp, 'view', 'compare'), check) > 100
+
+
+def test_ctrl_c_at_every_line_of_a_batchs_redraw(capsys, one_thread):
+    learn = make_learner(n_train=32, n_valid=32)   # one training batch
+    def make():
+        run = live_runner(every=0)
+        run.fit(1, learn)
+        return run
+    def check(run, where):
+        run.fit(1, learn)
+        assert run.live_plot.panel.status == 'finished', where
+        assert_shows_its_history(run.live_plot, where)
+    assert interrupt_every_line(make, lambda run: run.fit(1, learn), check, within=LivePlotCallback.after_batch) > 100
