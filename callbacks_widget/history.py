@@ -6,7 +6,7 @@
 __all__ = ['GrowArray', 'downsample', 'Extremes', 'History', 'fit_name']
 
 # %% ../nbs/06_history.ipynb #864d328e
-import csv, math
+import csv, math, threading
 from pathlib import Path
 from typing import Optional, Union
 import numpy as np, torch
@@ -119,6 +119,7 @@ class History():
         self.fit_starts = []    # iteration at which each fit began; its length is the number of fits
         self.fit_callbacks = [] # the names of the callbacks each fit ran (one too many after an interrupted `begin_fit`)
         self._names = {}        # each name and tuple of names seen, to itself
+        self._fit_thread = None # the thread that began the last fit: the one that adds its batches
         self.epochs = []        # one dict per epoch: fit, epoch, iteration, valid_loss and metrics
         self.nonfinite_at = GrowArray(np.int64, 16, length=self._n_nonfinite)
         self.nonfinite_value = GrowArray(np.float64, 16, length=self._n_nonfinite)
@@ -138,6 +139,7 @@ class History():
         q, intern = self._pending, self._names.setdefault   # thousands of fits: one tuple and one string per name in all
         names = tuple(intern(c, c) for c in callbacks)
         names = intern(names, names)
+        self._fit_thread = threading.get_ident()
         n, _, _, n_bad = q.state
         q.commit(0, (n, 0., 0, n_bad))
         del self.fit_callbacks[len(self.fit_starts):]
@@ -216,15 +218,17 @@ def fit_names(self: History, fits) -> list:
 @patch
 def to_csv(self: History, path: Union[str, Path]) -> Path:
     "Write one row per training batch; epoch stats fill the row of the epoch's last batch."
-    self.flush(wait=True)
-    path, stats = Path(path), self.epoch_stats
-    by_iter = {e['iteration']: e for e in self.epochs}
-    names = [' '.join(c) for c in self.fit_callbacks[:len(self.fit_starts)]]
-    fits = np.searchsorted(np.array(self.fit_starts), np.arange(len(self.loss)), side='right') - 1
+    # another thread's flush would race the fit's batch adds: from there, write the batches already moved in
+    if threading.get_ident() == self._fit_thread or self._fit_thread is None: self.flush(wait=True)
+    n = len(self.loss)   # the batches, then the fits that began by then: each read once, as a fit may be adding more
+    starts, path, stats = list(self.fit_starts), Path(path), self.epoch_stats
+    by_iter = {e['iteration']: e for e in list(self.epochs)}
+    names = [' '.join(c) for c in self.fit_callbacks[:len(starts)]]
+    fits = np.searchsorted(np.array(starts), np.arange(n), side='right') - 1
     with open(path, 'w', newline='') as f:
         w = csv.writer(f)
         w.writerow(['iteration', 'fit', 'callbacks', 'loss', 'smooth_loss', 'lr'] + stats)
-        for i, (l, s, r) in enumerate(zip(self.loss.values.tolist(), self.smooth_loss.values.tolist(), self.lr.values.tolist())):
+        for i, (l, s, r) in enumerate(zip(*(a.values[:n].tolist() for a in (self.loss, self.smooth_loss, self.lr)))):
             e = by_iter.get(i + 1, {})
             w.writerow([i, int(fits[i]), names[fits[i]], l, s, r] + [e.get(k, '') for k in stats])
     return path

@@ -1,7 +1,7 @@
 "Faults during a fit, re-entry and the panel under them: the runner and the panel never lose the model, curves or kernel."
 import copy, gc, html, threading, tracemalloc, weakref
 from functools import partial
-import pytest, torch
+import numpy as np, pytest, torch
 import ipywidgets as widgets
 from callbacks_widget.all import *
 from callbacks_widget import panel as panel_module
@@ -523,3 +523,35 @@ def test_the_figures_view_is_one_of_the_views():
     assert (lp.fig.view, lp.view, lp.view_buttons.value) == ('end_to_end',) * 3
     lp.fig.view = 'compare'
     assert lp.view == lp.view_buttons.value == 'compare'
+
+
+def test_to_csv_from_another_thread_during_fits_loses_no_batch(many_interleavings, tmp_path):
+    learn = make_learner(n_train=1024, n_valid=64)
+    run = Runner(cb_funcs=[partial(LivePlotCallback, every=0)])
+    h, done, errors, rows = run.live_plot.history, threading.Event(), [], []
+    def other_thread():
+        try:
+            while not done.is_set():
+                lines = h.to_csv(tmp_path / 'h.csv').read_text().splitlines()
+                assert all(line.count(',') == lines[0].count(',') for line in lines[1:]), lines[:3]
+                rows.append(len(lines) - 1)
+        except Exception as e: errors.append(e)
+    t = threading.Thread(target=other_thread)
+    t.start()
+    try:
+        for _ in range(3): run.fit(1, learn)
+    finally:
+        done.set(); t.join()
+    assert not errors, errors
+    assert len(rows) > 5 and rows == sorted(rows), rows   # it wrote as the fits went on, never fewer rows than before
+    n = 3 * len(learn.data.train_dl)
+    assert h.n_iter == len(h.loss) == len(h.smooth_loss) == n
+    # each fit's smoothed loss is the one a single pass over its losses gives: no batch counted twice or lost
+    for start, stop in zip(h.fit_starts, [*h.fit_starts[1:], n]):
+        avg, expected = 0., []
+        for i, v in enumerate(h.loss.values[start:stop].tolist(), 1):
+            avg = h.beta * avg + (1 - h.beta) * v
+            expected.append(avg / (1 - h.beta ** i))
+        np.testing.assert_allclose(h.smooth_loss.values[start:stop], expected, rtol=1e-5)
+    lines = h.to_csv(tmp_path / 'h.csv').read_text().splitlines()
+    assert len(lines) == n + 1
