@@ -461,6 +461,22 @@ def redrawn_from_scratch(lp) -> dict:
     return {k: getattr(ref.fig, k) for k in FIGURE}
 
 
+class Meanwhile:
+    "Runs `action(k)`, k = 0, 1, ..., over and over on another thread for as long as the `with` block runs; `errors` holds what it raised."
+    def __init__(self, action): self.action, self.k, self.errors, self.done = action, 0, [], threading.Event()
+
+    def _loop(self):
+        try:
+            while not self.done.is_set(): self.action(self.k); self.k += 1
+        except Exception as e: self.errors.append(e)
+
+    def __enter__(self):
+        self.thread = threading.Thread(target=self._loop); self.thread.start()
+        return self
+
+    def __exit__(self, *exc): self.done.set(); self.thread.join()
+
+
 @pytest.fixture
 def many_interleavings():
     "Threads switch every microsecond rather than every 5 ms: many more interleavings in one run."
@@ -476,7 +492,6 @@ def test_views_zooms_and_switches_from_another_thread_during_fits(how, many_inte
     run = Runner(cb_funcs=[partial(AvgStatsCallback, accuracy), partial(LivePlotCallback, every=0)])
     lp, panel = run.live_plot, run.live_plot.panel
     browser = front_end_copy(lp.fig)
-    done, errors, k = threading.Event(), [], 0
     def change(k):
         view = ('end_to_end', 'compare', 'lr_find')[k % 3]
         if how == 'view': lp.view = view
@@ -484,19 +499,10 @@ def test_views_zooms_and_switches_from_another_thread_during_fits(how, many_inte
         elif how == 'figure': lp.fig.view = view
         elif how == 'zoom': lp.fig._on_front_end_msg(lp.fig, {'event': 'zoom', 'range': [1, 3 + k % 20] if k % 4 else None}, [])
         else: panel.switches['avg_stats'].value = not panel.switches['avg_stats'].value
-    def other_thread():
-        nonlocal k
-        try:
-            while not done.is_set(): change(k); k += 1
-        except Exception as e: errors.append(e)
-    t = threading.Thread(target=other_thread)
-    t.start()
-    try:
+    with Meanwhile(change) as other:
         for _ in range(4): run.fit(1, learn)
-    finally:
-        done.set(); t.join()
-    assert not errors, errors
-    assert k > 20, k    # the other thread changed things all along
+    assert not other.errors, other.errors
+    assert other.k > 20, other.k    # the other thread changed things all along
     assert {name: getattr(lp.fig, name) for name in FIGURE} == redrawn_from_scratch(lp)   # the last batches, whole
     assert {name: browser.state[name] for name in FIGURE} == plain({name: getattr(lp.fig, name) for name in FIGURE})
     assert lp.view_buttons.value == lp.fig.view and panel.status == 'finished' and 'finished' in panel.status_text.value
@@ -528,21 +534,14 @@ def test_the_figures_view_is_one_of_the_views():
 def test_to_csv_from_another_thread_during_fits_loses_no_batch(many_interleavings, tmp_path):
     learn = make_learner(n_train=1024, n_valid=64)
     run = Runner(cb_funcs=[partial(LivePlotCallback, every=0)])
-    h, done, errors, rows = run.live_plot.history, threading.Event(), [], []
-    def other_thread():
-        try:
-            while not done.is_set():
-                lines = h.to_csv(tmp_path / 'h.csv').read_text().splitlines()
-                assert all(line.count(',') == lines[0].count(',') for line in lines[1:]), lines[:3]
-                rows.append(len(lines) - 1)
-        except Exception as e: errors.append(e)
-    t = threading.Thread(target=other_thread)
-    t.start()
-    try:
+    h, rows = run.live_plot.history, []
+    def save(k):
+        lines = h.to_csv(tmp_path / 'h.csv').read_text().splitlines()
+        assert all(line.count(',') == lines[0].count(',') for line in lines[1:]), lines[:3]
+        rows.append(len(lines) - 1)
+    with Meanwhile(save) as other:
         for _ in range(3): run.fit(1, learn)
-    finally:
-        done.set(); t.join()
-    assert not errors, errors
+    assert not other.errors, other.errors
     assert len(rows) > 5 and rows == sorted(rows), rows   # it wrote as the fits went on, never fewer rows than before
     n = 3 * len(learn.data.train_dl)
     assert h.n_iter == len(h.loss) == len(h.smooth_loss) == n
