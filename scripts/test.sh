@@ -28,7 +28,7 @@ python bench/plot_update.py --quick
 python bench/picture.py --reps 3 --fits 100
 python bench/instructions.py --child c 1 640   # what bench/instructions.py has valgrind count, run once without it
 
-echo "== runtime install only (no nbdev, no fastcore) with ipywidgets 7, as on Colab, and its front ends"
+echo "== runtime install only (no nbdev, no fastcore) with ipywidgets 7.8, and its front ends"
 # JupyterLab 3.6 and Notebook 6.5 in the same venv: tests/test_views.py runs them from it
 v=.venv-ipywidgets7
 bash scripts/setup.sh $v ".[ipywidgets7,frontends7]"

@@ -22,7 +22,8 @@ and from Python state printed by the last cell:
      batch of it, see the final check cell); after the fit the note is gone;
   5. JupyterLab: the notebook saved and the page reloaded (kernel still running), then the
      notebook opened in a second tab: each view draws the widget's synced state -- every
-     training point, the validation and metric traces with their points, the fit labels;
+     training point, the validation and metric traces with their points, the fit labels --
+     and shows one figure (the picture of the fits, saved in the notebook, hidden);
   6. no JavaScript errors in the console.
 
 The prelude cell prints `callbacks_widget.__file__` and the test requires it to be
@@ -46,6 +47,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 import browser_support as bs  # noqa: E402
 from browser_support import chromium_path  # noqa: E402,F401 -- a fixture
+from callbacks_widget.picture import PICTURE_MARK  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -372,9 +374,11 @@ def test_live_plot_widgets(server, browser_page):
             return ({name: fin.get(name) for name in expected}, tr.get(TRACES["train"], {}).get("last"),
                     p.evaluate(bs.JS_ANNOTATIONS, C_SETUP))
 
-        def shows_state(p):
+        def shows_state(p):   # and one figure: the picture of the fits is hidden
             counts, last, labels = drawn(p)
-            return counts == expected and last == total_train and labels == ["fit 2", "fit 3"]
+            figures = bs.figures(p, [bs.LAB.cell, C_SETUP], PICTURE_MARK)
+            return (counts == expected and last == total_train and labels == ["fit 2", "fit 3"]
+                    and (figures["graphs"], figures["pictures"], figures["hidden"]) == (1, 0, 1))
 
         before_reload = drawn(page)
         assert shows_state(page), before_reload
