@@ -1,4 +1,5 @@
-"""The picture that stays (issue 23), in a real browser: JupyterLab 4 and Notebook 7 in Chromium.
+"""The picture that stays (issue 23), in a real browser: JupyterLab 4, Notebook 7 and the classic Notebook 6.5
+(ipywidgets 7, from the ipywidgets-7 venv) in Chromium.
 
 While the kernel runs, the live plot's cell shows one figure: the live graph, its picture hidden, during the fit and
 after it. Then the notebook is saved (Ctrl+S, default settings: no widget state), its kernel shut down, and the page
@@ -17,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+import os
 import numpy as np
 import pytest
 from PIL import Image
@@ -29,6 +31,9 @@ from callbacks_widget.picture import PICTURE_MARK  # noqa: E402
 pytestmark = pytest.mark.browser
 
 SCREENSHOTS = Path(__file__).parent / "browser_screenshots"
+VENV7 = Path(os.environ.get("CALLBACKS_WIDGET_VENV7", Path(__file__).resolve().parent.parent / ".venv-ipywidgets7"))
+FRONT_ENDS = {"lab": ("lab", bs.LAB, None), "notebook": ("notebook", bs.LAB, None),
+              "nb6": ("notebook6", bs.CLASSIC, VENV7 / "bin" / "python")}
 CASE_TIMEOUT, CELL_TIMEOUT = 420, 180
 
 PRELUDE = """\
@@ -86,30 +91,33 @@ def wait_until(cond, timeout: float, every: float = 0.2):
     return None
 
 
-@pytest.mark.parametrize("flavor", ["lab", "notebook"])
-def test_the_picture_stays_when_the_kernel_is_gone(flavor, chromium_path, tmp_path):
+@pytest.mark.parametrize("front_end", list(FRONT_ENDS))
+def test_the_picture_stays_when_the_kernel_is_gone(front_end, chromium_path, tmp_path):
+    flavor, dom, python = FRONT_ENDS[front_end]
+    if python is not None and not python.exists():
+        pytest.fail(f"{python} not found: the ipywidgets-7 venv (scripts/test.sh makes it) -- not skipped on purpose.")
     root = tmp_path / "root"
     root.mkdir()
     path = bs.write_notebook(root / "picture.ipynb", [PRELUDE, SETUP, FIT])
-    label = f"picture-{flavor}"
-    where = [bs.LAB.cell, C_SETUP]
-    with bs.jupyter_server(flavor, root, tmp_path / "jupyter") as server, \
+    label = f"picture-{front_end}"
+    where = [dom.cell, C_SETUP]
+    with bs.jupyter_server(flavor, root, tmp_path / "jupyter", python=str(python or sys.executable), start_timeout=120) as server, \
             bs.chromium_page(label, lambda: bs.stop_server(server, grace=1), CASE_TIMEOUT, SCREENSHOTS,
                              chromium_path) as (page, errors, ignored):
         shot = lambda name: page.screenshot(path=str(SCREENSHOTS / f"{label}-{name}.png"), timeout=15_000)
         page.goto(server.notebook_url("picture.ipynb"), wait_until="domcontentloaded", timeout=60_000)
-        bs.cell(page, C_FIT).wait_for(timeout=60_000)
-        out = bs.run_first_cell(page, C_PRELUDE, "KERNEL_PID", server)
+        bs.cell(page, C_FIT, dom).wait_for(timeout=60_000)
+        out = bs.run_first_cell(page, C_PRELUDE, "KERNEL_PID", server, dom=dom)
         server.kernel_pids.append(int(re.search(r"KERNEL_PID (\d+)", out).group(1)))
-        setup = bs.run_cell(page, C_SETUP, timeout=CELL_TIMEOUT, expect="CALLBACKS")
+        setup = bs.run_cell(page, C_SETUP, timeout=CELL_TIMEOUT, dom=dom, expect="CALLBACKS")
         n_rows = int(re.search(r"CALLBACKS (\d+)", setup).group(1)) + 2   # a header, a row per callback, the status
-        bs.cell(page, C_SETUP).locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+        bs.cell(page, C_SETUP, dom).locator(".js-plotly-plot").first.wait_for(timeout=60_000)
 
         # live: one figure, the graph; the picture is there, hidden, during the fit and after it
         assert wait_until(lambda: bs.figures(page, where, PICTURE_MARK)["hidden"] == 1, 30), bs.figures(page, where, PICTURE_MARK)
         seen = []
-        before = bs.start_cell(page, C_FIT)
-        while bs.prompt(page, C_FIT) in ("[*]", before):
+        before = bs.start_cell(page, C_FIT, dom=dom)
+        while bs.prompt(page, C_FIT, dom) in ("[*]", before):
             seen.append({k: v for k, v in bs.figures(page, where, PICTURE_MARK).items() if k in ("graphs", "pictures")})
             time.sleep(0.2)
         shot("01-live")
@@ -118,8 +126,10 @@ def test_the_picture_stays_when_the_kernel_is_gone(flavor, chromium_path, tmp_pa
         assert not errors, "JavaScript errors in the browser:\n" + "\n".join(errors)
 
         # saved with the default settings (no widget state), the kernel shut down, the notebook opened again
-        assert wait_until(lambda: "finished" in bs.output_text(page, C_SETUP), 30)
+        assert wait_until(lambda: "finished" in bs.output_text(page, C_SETUP, dom), 30)
         page.keyboard.press("Control+s")
+        if not wait_until(lambda: saved_picture(path)["text/plain"][-1].startswith("finished"), 10):
+            page.keyboard.press("Escape"); page.keyboard.press("Control+s")   # the classic notebook saves from command mode
         assert wait_until(lambda: saved_picture(path)["text/plain"][-1].startswith("finished"), 30), "the notebook was not saved"
         assert "widgets" not in json.loads(path.read_text())["metadata"]
         saved = base64.b64decode("".join(saved_picture(path)["image/png"]))
