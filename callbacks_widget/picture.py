@@ -228,8 +228,10 @@ def _marks(pic: Picture, layout: dict, xr: dict) -> None:
     for a in layout.get('annotations', []):
         x = at(a.get('x', 0), a.get('xref', 'x'))
         if not x0 - 1 <= x <= x1 + 1: continue
+        text, size = _unescape(a.get('text', '')), (a.get('font') or {}).get('size', 12)
         anchor = {'right': 'r', 'center': 'm'}.get(a.get('xanchor'), 'l') + ('d' if a.get('yanchor', 'bottom') == 'bottom' else 'a')
-        pic.text((x, top + (1 - a.get('y', 1)) * (bottom - top) - 2), a.get('text', ''), size=(a.get('font') or {}).get('size', 12), anchor=anchor)
+        if anchor[0] == 'l' and x + font(size).getlength(text) / SCALE > pic.size[0]: anchor = 'r' + anchor[1]   # kept inside the picture
+        pic.text((x, top + (1 - a.get('y', 1)) * (bottom - top) - 2), text, size=size, anchor=anchor)
 
 # %% ../nbs/06a_picture.ipynb #p7b00036
 def column_widths(rows: list, width: Callable = len) -> list:
