@@ -7,6 +7,8 @@ from callbacks_widget.learner import get_model, Learner
 def pytest_configure(config):
     config.addinivalue_line('markers', 'browser: drives JupyterLab and Notebook 7 in Chromium (slow)')
     config.addinivalue_line('markers', 'distributed: launches several processes with torch.distributed')
+    config.addinivalue_line('markers', "own_comm: reads a widget's messages through a comm of its own (ipywidgets >= 7.8: 7.7.1's "
+                            "widgets send only through ipykernel's Comm, with a kernel)")
 
 
 def make_learner(n_train=256, n_valid=64, bs=32, seed=0):

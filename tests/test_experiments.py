@@ -539,6 +539,7 @@ def fill_fits(lp, fits: int, batches: int, rng=np.random.default_rng(0)):
             h.add_epoch(e, valid_loss=1. + f / fits, train_accuracy=0.5)
 
 
+@pytest.mark.own_comm
 @pytest.mark.parametrize('fits', [20, 2_000])
 def test_compare_view_stays_bounded_whatever_the_number_of_fits(fits):
     lp = LivePlotCallback(max_points=1000)

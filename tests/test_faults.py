@@ -486,6 +486,7 @@ def many_interleavings():
     sys.setswitchinterval(interval)
 
 
+@pytest.mark.own_comm
 @pytest.mark.parametrize('how', ['view', 'buttons', 'figure', 'zoom', 'switches'])
 def test_views_zooms_and_switches_from_another_thread_during_fits(how, many_interleavings, capsys):
     learn = make_learner(n_train=512, n_valid=64)

@@ -29,6 +29,7 @@ BAD_MESSAGES = [
     {'event': 'zoom', 'range': {'lo': 1, 'hi': 5}}, {'event': ['zoom'], 'range': None}]
 
 
+@pytest.mark.own_comm
 def test_bad_front_end_messages_change_nothing_and_print_nothing(capsys):
     cb = LivePlotCallback(max_points=100)
     fill_batches(cb.history, 1_000)
@@ -60,6 +61,7 @@ def test_zoom_reaggregates_every_trace_and_marks():
     assert [a['text'] for a in cb.fig.plot_layout['annotations']] == ['fit 2']
 
 
+@pytest.mark.own_comm
 def test_every_trace_is_bounded_over_100k_one_batch_epochs():
     cb = LivePlotCallback()
     sent = record_messages(cb.fig)
@@ -79,6 +81,7 @@ def test_every_trace_is_bounded_over_100k_one_batch_epochs():
     assert fig.data[VALID].x[-1] == 100_010
 
 
+@pytest.mark.own_comm
 def test_fit_markers_are_bounded_after_20000_fits():
     cb = LivePlotCallback()
     sent = record_messages(cb.fig)
