@@ -30,12 +30,13 @@ def run_traced(action, at: int = 0, within=None) -> int:
     return count[0]
 
 
-def interrupt_every_line(make, action, check, within=None) -> int:
+def interrupt_every_line(make, action, check, within=None, every: int = 1) -> int:
     """For each line of the package's code that `action(state)` runs (inside calls of `within`): a fresh `state = make()`,
-    `action(state)` interrupted at that line, then `check(state, where)`. Return the number of lines."""
+    `action(state)` interrupted at that line, then `check(state, where)`; only every `every`-th line where a path is
+    too long for all. Return the number of lines."""
     n = run_traced(lambda: action(make()), within=within)
     assert n > 0, 'the action ran none of the package code'
-    for at in range(1, n + 1):
+    for at in range(1, n + 1, every):
         state = make()
         try: run_traced(lambda: action(state), at, within)
         except KeyboardInterrupt as e: where = str(e)

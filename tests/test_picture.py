@@ -10,6 +10,7 @@ from callbacks_widget.all import *
 from callbacks_widget.picture import PICTURE_MARK, LEGEND_ROW, FOOTER_ROW, legend_places, figure_png
 from callbacks_widget.figure import PlotlyLibrary
 from conftest import make_learner
+from interrupts import interrupt_every_line
 
 ROOT = Path(__file__).resolve().parent.parent
 BLUE = (31, 119, 180)   # the smoothed train loss
@@ -92,6 +93,25 @@ def test_a_picture_after_every_way_a_fit_ends(how):
     assert first['data']['text/plain'].splitlines()[-1] == 'ready'
     assert updates[-1]['data']['text/plain'].splitlines()[-1].startswith(how)
     decode(updates[-1]['data'])
+
+
+def test_a_ctrl_c_while_the_picture_is_made_leaves_the_next_fit_its_picture():
+    "Interrupted at every 50th of the ~1,500 lines that drawing and sending the picture runs: the next fit ends with a whole picture."
+    learn, ends = make_learner(), []
+    def make():
+        run = Runner(cb_funcs=[partial(AvgStatsCallback, accuracy), LivePlotCallback])
+        with Shell(): run.live_plot._ipython_display_()
+        return run
+    def action(run):
+        with Shell(): run.fit(1, learn)
+    def check(run, where):
+        with Shell() as out: run.fit(1, learn)
+        last = [o for o in out if o.get('update')][-1]['data']
+        ends.append((where, last['text/plain'].splitlines()[-1].split(' · ')[0], len(run.live_plot.history.fit_starts)))
+        decode(last)
+    n = interrupt_every_line(make, action, check, within=LivePlotCallback.show_picture, every=50)
+    assert n > 500 and len(ends) == len(range(1, n + 1, 50))
+    assert all(end == 'finished' and fits == 2 for _, end, fits in ends), [e for e in ends if e[1:] != ('finished', 2)]
 
 
 def test_a_live_plot_never_shown_makes_no_picture():
