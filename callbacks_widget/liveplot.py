@@ -5,11 +5,10 @@
 # %% auto #0
 __all__ = ['TRAIN', 'SMOOTH', 'VALID', 'NONFINITE', 'LR', 'VIEWS', 'VIEW_LABELS', 'FIT_LINES', 'FIT_LABELS', 'COMPARE_FITS',
            'COMPARE_POINTS', 'FIT_COLOURS', 'WIDGET_VIEW', 'LivePlotFigure', 'make_figure', 'EpochTable', 'table_rows',
-           'fit_marks', 'LivePlotCallback', 'shown_fits', 'view_layout', 'fit_traces', 'fits_table', 'MessageRecorder',
-           'record_messages']
+           'fit_marks', 'LivePlotCallback', 'shown_fits', 'view_layout', 'fit_traces', 'fits_table']
 
 # %% ../nbs/08_liveplot.ipynb #285a6732
-import base64, copy, functools, html, json, math, threading, uuid
+import base64, copy, functools, html, math, threading, uuid
 from contextlib import contextmanager
 from pathlib import Path
 from time import perf_counter
@@ -19,11 +18,9 @@ import ipywidgets as widgets
 from IPython.display import display, update_display
 import plotly.io as pio, traitlets
 from plotly.subplots import make_subplots
-from comm.base_comm import BaseComm
-from .core import patch, scalar
+from .core import patch
 from .runner import Callback
-from .stats import AvgStatsCallback
-from .history import GrowArray, History, downsample
+from .history import GrowArray, History, Recorder, downsample
 from .panel import CallbackPanel, _take_clicks_during_fits
 from .figure import AUTOSCALE, LiveFigure, binary_columns, with_range
 from .picture import text_table
@@ -138,22 +135,21 @@ def fit_marks(fit_starts: list, lo: float, hi: float, names=None) -> dict:
 
 # %% ../nbs/08_liveplot.ipynb #a531df01
 class LivePlotCallback(Callback):
-    "Live plotly loss curves and a `CallbackPanel` of the runner's callbacks."
-    _order = 20
+    "Live plotly loss curves of the runner's record, and a `CallbackPanel` of its callbacks."
+    _order, requires = 20, (Recorder,)
 
-    def __init__(self, every: float = 0.3, max_points: int = 1000, beta: float = 0.98, height: int = 560):
+    def __init__(self, every: float = 0.3, max_points: int = 1000, beta: float = None, height: int = 560):
         if isinstance(every, bool) or not isinstance(every, (int, float)) or not every >= 0:
             raise ValueError(f"LivePlotCallback: every must be >= 0 seconds, got {every!r}")
         if not (isinstance(max_points, int) and max_points >= 10):
             raise ValueError(f"LivePlotCallback: max_points must be an integer >= 10, got {max_points!r}")
-        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0 <= beta < 1:
+        if beta is not None and (isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0 <= beta < 1):
             raise ValueError(f"LivePlotCallback: beta must be a number with 0 <= beta < 1, got {beta!r}")
-        self.every, self.max_points = every, max_points
-        self.history, self.fig, self.panel = History(beta), make_figure(height), None
-        self.widget, self._next, self._epochs = self.fig, 0., EpochTable()
-        self._drawn, self._pending = {}, {}   # per group of traits, the state of the history it last drew
+        self.every, self.max_points, self.beta = every, max_points, beta
+        self.fig, self.panel, self._next, self._epochs = make_figure(height), None, 0., EpochTable()
+        self.widget, self._drawn, self._pending = self.fig, {}, {}   # per group of traits, the state of the history it last drew
         self._base_layout, self._fit_cache, self._lr_fits = self.fig.plot_layout, {}, (0, [])
-        self._auto_view, self._fit_thread, self._picture_id = None, None, None
+        self._auto_view, self._picture_id = None, None
         self.view_buttons = widgets.ToggleButtons(options=[(VIEW_LABELS[v], v) for v in VIEWS], value=self.fig.view,
                                                   style=dict(button_width='110px'))
         _take_clicks_during_fits(self.view_buttons)
@@ -161,70 +157,43 @@ class LivePlotCallback(Callback):
         self.fig.observe(lambda change: self._show_view(change['new']), 'view')
         self.fig.observe(lambda change: self._draw(), 'x_range')
 
-    def set_runner(self, run):
-        if self.panel is not None and self.panel.run is not run:
-            raise ValueError(f"LivePlotCallback: this instance already draws {self.panel.run!r}; give each Runner its "
-                             "own (`cb_funcs=[LivePlotCallback]` makes one per runner)")
-        super().set_runner(run)
-        if self.panel is None:
-            self.panel = CallbackPanel(run)
-            self.widget = widgets.VBox([self.panel.widget, self.view_buttons, self.fig])
+# %% ../nbs/08_liveplot.ipynb #lp01
+@patch
+def set_runner(self: LivePlotCallback, run):
+    if self.panel is not None and self.panel.run is not run:
+        raise ValueError(f"LivePlotCallback: this instance already draws {self.panel.run!r}; give each Runner its "
+                         "own (`cb_funcs=[LivePlotCallback]` makes one per runner)")
+    Callback.set_runner(self, run)
+    if self.panel is None:
+        if self.beta is not None: run.recorder.history.beta = self.beta
+        self.panel = CallbackPanel(run)
+        self.widget = widgets.VBox([self.panel.widget, self.view_buttons, self.fig])
 
-    def begin_fit(self):
-        names = tuple(cb.name for cb in self.run.running)
-        with self.fig.lock:   # a redraw on another thread reads the history whole
-            self.history.begin_fit(names)
-            self._fit_thread = threading.get_ident()
-            self._follow_lr_find(names)
-        self._cancelled, self.valid_loss_sum, self.valid_count = False, 0., 0
-        self.panel.begin_fit()
+@patch
+def _history(self: LivePlotCallback) -> History:
+    if self.run is None: raise RuntimeError("LivePlotCallback: it draws its Runner's record; give it to a Runner first")
+    return self.run.recorder.history
 
-    def begin_epoch(self): self.valid_loss_sum, self.valid_count = 0., 0
-
-    # These two run on every batch, so they read the runner once (`run = self.run`) rather than one
-    # `Callback` descriptor call per name.
-    def after_loss(self):
-        run = self.run
-        if run.in_train: return
-        bn = run.xb.shape[0]
-        self.valid_loss_sum += scalar(run.loss) * bn
-        self.valid_count += bn
-
-    def after_batch(self):
-        run = self.run
-        if not run.in_train or run.loss is None: return
-        self.history.add_batch(scalar(run.loss), run.learn.opt.param_groups[-1]['lr'])
-        if perf_counter() >= self._next: self.update(costs=False)
-
-    @property
-    def view(self) -> str:
-        "What the figure shows: 'end_to_end' (all fits on one axis), 'compare' (fits overlaid) or 'lr_find'."
-        return self.fig.view
-
-    @view.setter
-    def view(self, value: str):
-        if value not in VIEWS: raise ValueError(f"LivePlotCallback: view must be one of {', '.join(VIEWS)}; got {value!r}")
-        with self.fig.lock:
-            self._auto_view = None   # the user's choice stays
-            self.fig.view = value
+LivePlotCallback.history = property(LivePlotCallback._history, doc="The record this draws: the runner's `recorder.history`.")
 
 # %% ../nbs/08_liveplot.ipynb #f8end1
 @patch
-def after_epoch(self: LivePlotCallback):
-    stats = {}
-    for cb in self.run.running:
-        if isinstance(cb, AvgStatsCallback):
-            for s in (cb.train_stats, cb.valid_stats):
-                if not s.count: continue
-                prefix = 'train' if s.in_train else 'valid'
-                stats.update({f'{prefix}_{n}': v for n, v in zip(s.names[1:], s.avg_stats[1:])})
-    vloss = float(self.valid_loss_sum) / self.valid_count if self.valid_count else None
-    with self.fig.lock: self.history.add_epoch(self.epoch, valid_loss=vloss, **stats)
-    self.update()
+def begin_fit(self: LivePlotCallback):
+    with self.fig.lock: self._follow_lr_find(tuple(cb.name for cb in self.run.running))
+    self._cancelled = False
+    self.panel.begin_fit()
+
+@patch
+def after_batch(self: LivePlotCallback):
+    if self.run.in_train and perf_counter() >= self._next: self.update(costs=False)
+
+@patch
+def after_epoch(self: LivePlotCallback): self.update()
 
 @patch
 def after_cancel_train(self: LivePlotCallback): self._cancelled = True
 
+# %% ../nbs/08_liveplot.ipynb #f8end2
 @patch
 def after_fit(self: LivePlotCallback):
     raised = None
@@ -238,27 +207,37 @@ def after_fit(self: LivePlotCallback):
         self.panel.end_fit(status)
     self.show_picture()
 
+# %% ../nbs/08_liveplot.ipynb #lp02
+@patch
+def _get_view(self: LivePlotCallback) -> str: return self.fig.view
+
+@patch
+def _set_view(self: LivePlotCallback, value: str):
+    if value not in VIEWS: raise ValueError(f"LivePlotCallback: view must be one of {', '.join(VIEWS)}; got {value!r}")
+    with self.fig.lock:
+        self._auto_view = None   # the user's choice stays
+        self.fig.view = value
+
+LivePlotCallback.view = property(LivePlotCallback._get_view, LivePlotCallback._set_view,
+    doc="What the figure shows: 'end_to_end' (all fits on one axis), 'compare' (fits overlaid) or 'lr_find'.")
+
 # %% ../nbs/08_liveplot.ipynb #f8a00012
 @patch
 def update(self: LivePlotCallback, costs: bool = True, wait: bool = False) -> None:
     "Redraw the figure and the panel from the history now (the panel's costs too if `costs`; on a GPU, every batch if `wait`)."
+    if self.run is None: return
     with self.fig.lock:
-        if self._may_flush(): self.history.flush(wait)
+        self.history.flush(wait)   # the record lets only the fit's thread flush during a fit
         self._draw()
     if self.panel is not None: self.panel.refresh(costs)
     self._next = perf_counter() + self.every
 
 @patch
-def _may_flush(self: LivePlotCallback) -> bool:
-    "Whether this thread may move batches into the history: not while a fit on another thread adds them."
-    run = self.run
-    return run is None or not run.in_fit or threading.get_ident() == self._fit_thread
-
-@patch
 def _draw(self: LivePlotCallback) -> None:
     "Set the figure's traits that differ from the history, in one message."
-    with self.fig.lock:   # one view, one x range and one history per redraw, whatever the other threads do
-        if self._may_flush(): self.history.flush()   # a switch of view or a zoom may come between updates
+    if self.run is None: return   # given to no runner: nothing to draw
+    with self.fig.lock, self.history.lock:   # one view, one x range and one history per redraw, whatever other threads do
+        self.history.flush()   # a switch of view or a zoom may come between updates
         self._epochs.update(self.history.epochs)
         view = self.fig.view
         if self.view_buttons.value != view: self.view_buttons.value = view   # however the last switch ended
@@ -493,25 +472,3 @@ def _ipython_display_(self: LivePlotCallback) -> None:
     display(self._repr_mimebundle_(), raw=True)
     self._picture_id = self._picture_id or f'callbacks_widget-{uuid.uuid4().hex}'
     display(self.picture(), raw=True, display_id=self._picture_id)
-
-# %% ../nbs/08_liveplot.ipynb #38d3861e
-class MessageRecorder(BaseComm):
-    """A widget comm that records the messages it is asked to send, with their size in bytes; with `keep=False`
-    it only counts them (`count`, `nbytes`): kept messages would pile up for Python's garbage collector."""
-    def __init__(self, keep: bool = True, **kwargs):
-        self.messages, self.keep, self.count, self.nbytes = [], keep, 0, 0
-        self._dumps = json.dumps  # kept: widgets still send while Python shuts down
-        super().__init__(**kwargs)
-
-    def publish_msg(self, msg_type, data=None, metadata=None, buffers=None, **keys):
-        nbytes = len(self._dumps(data, default=str)) + sum(memoryview(b).nbytes for b in buffers or [])
-        self.count, self.nbytes = self.count + 1, self.nbytes + nbytes
-        if self.keep: self.messages.append(dict(msg_type=msg_type, data=data, nbytes=nbytes))
-
-    @property
-    def sizes(self) -> list: return [m['nbytes'] for m in self.messages]
-
-def record_messages(widget: widgets.Widget, keep: bool = True) -> MessageRecorder:
-    "Make `widget` send its messages into a `MessageRecorder` (that only counts them unless `keep`), and return it."
-    widget.comm = MessageRecorder(keep=keep, comm_id=widget.model_id, target_name='jupyter.widget', primary=False)
-    return widget.comm

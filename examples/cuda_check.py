@@ -18,7 +18,8 @@ from torch import nn, optim
 from callbacks_widget.data import DataBunch, Dataset, get_data, get_dls
 from callbacks_widget.learner import Learner, accuracy, get_model
 from callbacks_widget.runner import Callback, Runner
-from callbacks_widget.stats import AvgStatsCallback, Recorder
+from callbacks_widget.stats import AvgStatsCallback
+from callbacks_widget.history import Recorder
 from callbacks_widget.distributed import DeviceCallback, DistributedCallback, MixedPrecisionCallback
 
 DEVICE = 'cuda' if torch.cuda.is_available() else 'cpu'

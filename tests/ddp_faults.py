@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from callbacks_widget.data import DataBunch, Dataset, get_dls
 from callbacks_widget.learner import Learner, accuracy
 from callbacks_widget.runner import Callback, CancelBatchException, CancelTrainException, Runner
-from callbacks_widget.stats import AvgStatsCallback, Recorder
+from callbacks_widget.stats import AvgStatsCallback
+from callbacks_widget.history import Recorder
 from callbacks_widget.distributed import DeviceCallback, DistributedCallback
 
 

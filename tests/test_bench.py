@@ -45,8 +45,8 @@ def test_the_scheduled_hand_loop_sets_the_lr_that_param_scheduler_sets():
     for _ in hand_steps(learn, SCHED): lrs.append(learn.opt.param_groups[0]['lr'])
     run = Runner(cb_funcs=[partial(ParamScheduler, 'lr', SCHED), Recorder])
     run.fit(1, make_learner(data))
-    assert run.recorder.lrs == pytest.approx(lrs[:len(data.train_dl)])
-    assert len(set(run.recorder.lrs)) == len(data.train_dl)    # a new lr every batch
+    assert run.recorder.lrs[0] == pytest.approx(lrs[:len(data.train_dl)])   # one parameter group
+    assert len(set(run.recorder.lrs[0])) == len(data.train_dl)    # a new lr every batch
 
 
 def test_batches_are_cut_once_and_read_in_a_new_order_each_pass_from_torchs_generator():

@@ -15,10 +15,10 @@ and from Python state printed by the last cell:
   3. switching avg_stats off and then running the next fit leaves it out: nothing
      printed by it, 'valid_accuracy' gains no point while 'valid loss' does, the
      switch stays off and its cost reads 'off';
-  4. clicking switches during a fit: avg_stats back on and recorder off (its first
+  4. clicking switches during a fit: avg_stats back on and slow off (its first
      click) both show 'applies at next fit'
      during that fit, and the fit runs unchanged (avg_stats prints nothing and adds
-     no metric point; the recorder, switched off during it, records every training
+     no metric point; slow, switched off during it, runs in every training
      batch of it, see the final check cell); after the fit the note is gone;
   5. JupyterLab: the notebook saved and the page reloaded (kernel still running), then the
      notebook opened in a second tab: each view draws the widget's synced state -- every
@@ -71,8 +71,11 @@ from callbacks_widget.all import *
 from callbacks_widget.demo import demo_setup
 
 class Slow(Callback):
-    "10 ms per batch: a fit lasts long enough to watch it redraw and to click during it."
-    def after_batch(self): time.sleep(0.01)
+    "10 ms per batch: a fit lasts long enough to watch it redraw and to click during it; counts its training batches."
+    def begin_fit(self): self.n = 0
+    def after_batch(self):
+        self.n += self.in_train
+        time.sleep(0.01)
 
 _, learn = demo_setup()
 run = Runner(cb_funcs=[partial(AvgStatsCallback, accuracy), Recorder, Slow, partial(LivePlotCallback, every=0.2)])
@@ -89,7 +92,7 @@ import json
 h = run.live_plot.history
 print('STATE', json.dumps(dict(
     enabled={cb.name: cb.enabled for cb in run.cbs},
-    recorder_losses=len(run.recorder.losses),
+    recorder_losses=len(run.recorder.losses), slow_batches=run.slow.n,
     history_batches=h.n_iter,
     fit_starts=h.fit_starts,
     series={n: len(h.epoch_series(n)[0]) for n in h.epoch_stats},
@@ -108,7 +111,7 @@ TRACES = {"train": "train loss", "smoothed": "train loss (smoothed)", "valid": "
 CALLBACKS = ["train_eval", "avg_stats", "recorder", "slow", "live_plot"]  # switch descriptions
 LOCKED = "train_eval"                          # switch disabled, always on
 TOGGLED = "avg_stats"                          # off between fits 1 and 2, on during fit 3
-TOGGLED_LIVE = "recorder"                      # switched off while fit 3 runs (step 4)
+TOGGLED_LIVE = "slow"                          # switched off while fit 3 runs (step 4)
 CALLBACK_OUTPUT_MARKERS = {"avg_stats": ("train:", "valid:")}  # cell output proving it ran
 COST_RE = r"\d+(\.\d+)?\s*µs/batch"
 PENDING_TEXT = "applies at next fit"
@@ -353,9 +356,9 @@ def test_live_plot_widgets(server, browser_page):
         {k: state[k] for k in ("live_plot_seconds", "fit_seconds", "batches")}, indent=1))
     expected_enabled = {name: name != TOGGLED_LIVE for name in CALLBACKS}
     assert state["enabled"] == expected_enabled, state
-    assert state["recorder_losses"] == e3 * n_train, (
-        f"{TOGGLED_LIVE} switched off during fit 3 must still record all {e3 * n_train} "
-        f"training batches of it: {state}")
+    assert state["slow_batches"] == state["recorder_losses"] == e3 * n_train, (
+        f"{TOGGLED_LIVE} switched off during fit 3 must still run in all {e3 * n_train} training batches of it, "
+        f"and the recorder record them: {state}")
     assert state["history_batches"] == (e1 + e2 + e3) * n_train, state
     assert state["fit_starts"] == [0, e1 * n_train, (e1 + e2) * n_train], state
     assert state["series"] == {"valid_loss": e1 + e2 + e3, "train_accuracy": e1,
@@ -414,9 +417,9 @@ run = Runner(cb_funcs=[partial(AvgStatsCallback, accuracy), Recorder, LivePlotCa
 print('BATCHES', len(learn.data.train_dl))
 run.live_plot
 """
-COMPARE_FITS_CELL = "run.fit(1, learn); run.fit(1, learn)\nrun.recorder.enabled = False\nrun.fit(1, learn)\nprint('FITS', len(run.live_plot.history.fit_starts))\n"
+COMPARE_FITS_CELL = "run.fit(1, learn); run.fit(1, learn)\nrun.avg_stats.enabled = False\nrun.fit(1, learn)\nprint('FITS', len(run.live_plot.history.fit_starts))\n"
 COMPARE_CHECK = "print('VIEW', run.live_plot.view)\n"
-COMPARE_NAMES = ["fit 1", "fit 2 · same", "fit 3 · −recorder"]
+COMPARE_NAMES = ["fit 1", "fit 2 · same", "fit 3 · −avg_stats"]
 
 
 @pytest.fixture

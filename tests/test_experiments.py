@@ -4,6 +4,7 @@ import numpy as np
 from functools import partial
 import pytest, torch
 from callbacks_widget.all import *
+from messages import record_messages, attached
 from conftest import make_learner
 
 
@@ -77,7 +78,7 @@ def test_param_scheduler_sets_the_schedule_each_training_batch_and_puts_the_lr_b
     run = Runner(cb_funcs=[partial(ParamScheduler, 'lr', sched), Recorder])
     run.fit(2, learn)
     n = len(learn.data.train_dl)
-    assert run.recorder.lrs == pytest.approx([sched(i / (2 * n)) for i in range(2 * n)])
+    assert run.recorder.lrs[0] == pytest.approx([sched(i / (2 * n)) for i in range(2 * n)])
     assert learn.opt.param_groups[0]['lr'] == 0.5
 
 
@@ -131,7 +132,7 @@ def test_a_schedule_value_that_is_not_a_finite_number_is_refused_before_the_opti
                                          "it must be a finite real number") as info:
         run.fit(1, learn)
     assert info.value.__notes__ == ["raised in callback 'param_scheduler' during event 'begin_batch'"]
-    assert all(math.isfinite(v) for v in run.recorder.lrs) and learn.opt.param_groups[0]['lr'] == 0.5
+    assert all(math.isfinite(v) for v in run.recorder.lrs[0]) and learn.opt.param_groups[0]['lr'] == 0.5
     assert all(torch.isfinite(p).all() for p in learn.model.parameters())
     assert not same(learn.model.state_dict(), weights)   # the batches before it trained
 
@@ -149,7 +150,7 @@ def test_schedules_of_numpy_and_torch_numbers_and_percentages_of_any_real_type(l
         with pytest.raises(ValueError, match='percentages must be real numbers >= 0'): combine_scheds(bad, [sched_no(1, 1)] * len(bad))
     run = Runner(cbs=[ParamScheduler('lr', sched)], cb_funcs=Recorder)
     run.fit(1, learn)
-    assert run.recorder.lrs[0] == pytest.approx(0.1)
+    assert run.recorder.lrs[0][0] == pytest.approx(0.1)
 
 
 @pytest.mark.parametrize('pname,kind', [('params', 'list'), ('nesterov', 'bool'), ('maximize', 'bool')])
@@ -449,21 +450,21 @@ def test_fits_are_named_by_what_changed():
 
 
 def test_history_keeps_each_fits_callbacks_in_csv_and_html(learn, tmp_path, capsys):
-    run = live(Recorder, off(GradientClipping()))
+    run = live(Batches, off(GradientClipping()))
     run.fit(1, learn)
-    run.recorder.enabled = False
+    run.batches.enabled = False
     run.fit(1, learn)
     run.gradient_clipping.enabled = True
     run.fit(1, learn)
     h, n = run.live_plot.history, len(learn.data.train_dl)
-    assert h.fit_callbacks == [('train_eval', 'avg_stats', 'recorder', 'live_plot'), ('train_eval', 'avg_stats', 'live_plot'),
-                               ('train_eval', 'avg_stats', 'gradient_clipping', 'live_plot')]
-    assert h.fit_names(range(3)) == ['fit 1', 'fit 2 · −recorder', 'fit 3 · +gradient_clipping']
+    assert h.fit_callbacks == [('train_eval', 'avg_stats', 'batches', 'recorder', 'live_plot'), ('train_eval', 'avg_stats', 'recorder', 'live_plot'),
+                               ('train_eval', 'avg_stats', 'recorder', 'gradient_clipping', 'live_plot')]
+    assert h.fit_names(range(3)) == ['fit 1', 'fit 2 · −batches', 'fit 3 · +gradient_clipping']
     rows = list(csv.reader(open(h.to_csv(tmp_path / 'h.csv'))))
     assert rows[0][:3] == ['iteration', 'fit', 'callbacks']
     assert [r[2] for r in rows[1::n]] == [' '.join(c) for c in h.fit_callbacks]
     page = run.live_plot.save_html(tmp_path / 'p.html').read_text()
-    assert '<td>fit 3 · +gradient_clipping</td><td>17</td><td>train_eval avg_stats gradient_clipping live_plot</td>' in page
+    assert '<td>fit 3 · +gradient_clipping</td><td>17</td><td>train_eval avg_stats recorder gradient_clipping live_plot</td>' in page
     assert 'fit 3 · +gradient_clipping' in str(run.live_plot.fig.plot_layout['annotations'])   # hover text of the fit's marker
 
 
@@ -484,17 +485,17 @@ def test_an_interrupt_inside_begin_fit_keeps_one_committed_number_of_fits():
 
 
 def test_compare_view_overlays_the_fits_from_code_and_from_the_buttons(learn):
-    run = live(Recorder)
+    run = live(Batches)
     lp = run.live_plot
     run.fit(2, learn)
-    run.recorder.enabled = False
+    run.batches.enabled = False
     run.fit(1, learn)
     run.fit(1, learn)
     n = len(learn.data.train_dl)
     lp.view = 'compare'
     assert lp.view_buttons.value == 'compare' and lp.fig.get_state()['view'] == 'compare'
     fits = legend(lp)
-    assert [t.name for t in fits] == ['fit 1', 'fit 2 · −recorder', 'fit 3 · same']
+    assert [t.name for t in fits] == ['fit 1', 'fit 2 · −batches', 'fit 3 · same']
     assert [(t.x[0], t.x[-1]) for t in fits] == [(1, 2 * n), (1, n), (1, n)]   # each from its first batch
     h = lp.history
     np.testing.assert_allclose(fits[1].y, h.smooth_loss.values[2 * n:3 * n])
@@ -542,7 +543,7 @@ def fill_fits(lp, fits: int, batches: int, rng=np.random.default_rng(0)):
 @pytest.mark.own_comm
 @pytest.mark.parametrize('fits', [20, 2_000])
 def test_compare_view_stays_bounded_whatever_the_number_of_fits(fits):
-    lp = LivePlotCallback(max_points=1000)
+    lp = attached(LivePlotCallback(max_points=1000))
     sent = record_messages(lp.fig)
     fill_fits(lp, fits - 1, 1_000)
     lp.view = 'compare'
@@ -562,7 +563,7 @@ def test_compare_view_stays_bounded_whatever_the_number_of_fits(fits):
 
 
 def test_zoom_in_the_compare_view_reaggregates_each_fit_and_a_switch_shows_all_again():
-    lp = LivePlotCallback(max_points=50)
+    lp = attached(LivePlotCallback(max_points=50))
     fill_fits(lp, 3, 10_000)
     lp.view = 'compare'
     lp.fig._handle_msg({'content': {'data': {'method': 'custom', 'content': {'event': 'zoom', 'range': [100, 200]}}}, 'buffers': []})
@@ -632,7 +633,7 @@ def test_lr_finder_curve_is_drawn_against_the_learning_rate(learn):
 
 
 def test_lr_finder_view_without_a_finder_fit_says_how_to_get_one():
-    lp = LivePlotCallback()
+    lp = attached(LivePlotCallback())
     fill_fits(lp, 2, 100)
     lp.view = 'lr_find'
     assert lp.fig.traces == [] and lp.fig.fits == {}
@@ -653,7 +654,7 @@ def test_fit_names_are_escaped_in_the_compare_view(learn):
 
 
 def test_ctrl_c_in_a_view_switch_then_the_next_update_draws_the_whole_view():
-    lp = LivePlotCallback(max_points=100)
+    lp = attached(LivePlotCallback(max_points=100))
     fill_fits(lp, 3, 1_000)
     lp.view = 'compare'
     hits = []

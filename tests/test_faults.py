@@ -4,6 +4,7 @@ from functools import partial
 import numpy as np, pytest, torch
 import ipywidgets as widgets
 from callbacks_widget.all import *
+from messages import attached
 from callbacks_widget import panel as panel_module
 from conftest import make_learner
 
@@ -286,13 +287,13 @@ def test_a_switch_whose_setter_refuses_keeps_showing_enabled():
 
 
 def test_switches_follow_enabled_both_ways():
-    run = Runner(cb_funcs=Recorder)
+    run = Runner(cb_funcs=GradientClipping)
     panel = CallbackPanel(run)
     for value in (False, True, False):
-        panel.switches['recorder'].value = value
-        assert run.recorder.enabled is value
-        run.recorder.enabled = not value
-        assert panel.switches['recorder'].value is (not value)
+        panel.switches['gradient_clipping'].value = value
+        assert run.gradient_clipping.enabled is value
+        run.gradient_clipping.enabled = not value
+        assert panel.switches['gradient_clipping'].value is (not value)
 
 
 class DrivePanel(Callback):
@@ -454,8 +455,8 @@ FIGURE = ('batches', 'epochs', 'nonfinite', 'fits', 'traces', 'plot_layout', 'vi
 
 def redrawn_from_scratch(lp) -> dict:
     "What a new live plot draws from `lp`'s history, in `lp`'s view and x range."
-    ref = LivePlotCallback(every=3600)
-    ref.history, ref.view = lp.history, lp.view
+    ref = attached(LivePlotCallback(every=3600))
+    ref.run.recorder.history, ref.view = lp.history, lp.view   # a second view of the same record
     ref.fig.x_range = lp.fig.x_range
     ref.update()
     return {k: getattr(ref.fig, k) for k in FIGURE}
@@ -524,7 +525,7 @@ def test_a_view_clicked_on_another_thread_just_after_the_live_plots_after_fit_is
 
 
 def test_the_figures_view_is_one_of_the_views():
-    lp = LivePlotCallback()
+    lp = attached(LivePlotCallback())
     with pytest.raises(traitlets.TraitError, match="expected any of \\['end_to_end', 'compare', 'lr_find'\\], not the str 'bogus'"):
         lp.fig.view = 'bogus'
     assert (lp.fig.view, lp.view, lp.view_buttons.value) == ('end_to_end',) * 3

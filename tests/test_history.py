@@ -1,7 +1,8 @@
 "History and Recorder: an interrupt anywhere in a flush keeps the arrays consistent; Recorder records floats, once per computed loss."
 import math
 import numpy as np, pytest, torch
-from callbacks_widget.stats import HostScalars, Recorder, AvgStats, summand
+from callbacks_widget.stats import AvgStats, summand
+from callbacks_widget.history import HostScalars, Recorder
 from callbacks_widget.history import History, GrowArray, Extremes
 from callbacks_widget.runner import Runner, Callback, CancelBatchException
 
@@ -123,19 +124,19 @@ def test_recorder_keeps_floats_and_skips_batches_without_a_loss(learn):
             if self.in_train: losses.append(self.loss.item())
     run = Runner(cb_funcs=[Recorder, SkipSome, Losses])
     run.fit(1, learn)
-    assert run.recorder.losses == losses and all(type(v) is float for v in losses)
-    assert len(run.recorder.lrs) == len(losses) == len(learn.data.train_dl) - 2
+    assert run.recorder.losses == np.float32(losses).tolist() and all(type(v) is float for v in run.recorder.losses)
+    assert len(run.recorder.lrs[0]) == len(losses) == len(learn.data.train_dl) - 2
     run.fit(1, learn)          # the last fit only, as in the lesson
     assert len(run.recorder.losses) == len(learn.data.train_dl) - 2
 
 
-def test_recorder_sends_in_batches_of_256_without_reading():
-    class R: pass
-    rec = Recorder()
-    rec.begin_fit()
-    assert rec._values.n_new == 0
-    for i in range(600): rec._values.add(torch.tensor(float(i)), 0.1) >= 256 and rec._values.send()
-    assert rec._values.n_new == 600 - 512 and rec.losses == [float(i) for i in range(600)]
+def test_history_sends_device_values_in_batches_of_1024_without_reading():
+    h = History()
+    h.begin_fit()
+    for i in range(2100): h.add_batch(torch.tensor(float(i)), 0.1)
+    assert h._pending.n_new == 2100 - 2048 and len(h.loss) == 0   # on their way to the host; stored at a flush
+    h.flush(wait=True)
+    assert h.loss.values.tolist() == [float(i) for i in range(2100)] and h._pending.n_new == 0
 
 
 def test_avg_stats_takes_metrics_that_return_numbers_and_names_one_that_returns_neither():

@@ -3,6 +3,7 @@ import csv, html, json, math, pathlib, re, sys
 from functools import partial
 import numpy as np, pytest
 from callbacks_widget.all import *
+from messages import record_messages, attached
 from conftest import make_learner
 
 ROOT = pathlib.Path(__file__).parents[1]
@@ -18,9 +19,10 @@ def trace(fig, name):
 
 
 def test_switches_choose_the_next_fits_callbacks(learn, capsys):
-    run = live_runner(Recorder)
+    run = live_runner(GradientClipping)
     switches = run.live_plot.panel.switches
-    assert list(switches) == ['train_eval', 'avg_stats', 'recorder', 'live_plot']
+    assert list(switches) == ['train_eval', 'avg_stats', 'gradient_clipping', 'live_plot', 'recorder']
+    assert switches['recorder'].disabled   # the record every reader reads: always on
     run.fit(1, learn)
     printed = capsys.readouterr().out
     switches['avg_stats'].value = False
@@ -28,13 +30,13 @@ def test_switches_choose_the_next_fits_callbacks(learn, capsys):
     run.fit(1, learn)
     assert capsys.readouterr().out == '' and run.avg_stats not in run.running
     assert run.live_plot.panel._rows['avg_stats'][2].value == 'off'
-    run.recorder.enabled = False  # code moves the switch too
-    assert switches['recorder'].value is False
+    run.gradient_clipping.enabled = False  # code moves the switch too
+    assert switches['gradient_clipping'].value is False
     switches['avg_stats'].value = True
     assert run.live_plot.panel._rows['avg_stats'][2].value == 'not in last fit'
     run.fit(1, learn)
     assert 'valid:' in capsys.readouterr().out and 'valid:' in printed
-    assert run.recorder not in run.running
+    assert run.gradient_clipping not in run.running
     assert switches['train_eval'].disabled
 
 
@@ -85,7 +87,7 @@ def test_updates_are_throttled_and_happen_at_epoch_and_fit_end():
 
 
 def test_update_bytes_stay_flat_from_1k_to_1m_batches():
-    cb = LivePlotCallback()
+    cb = attached(LivePlotCallback())
     sent = record_messages(cb.fig)
     h, rng, done, sizes = cb.history, np.random.default_rng(0), 0, {}
     h.begin_fit()
@@ -129,7 +131,7 @@ def zoom(fig, content):
 
 
 def test_spike_stays_visible_and_zoom_reaggregates_from_full_history():
-    cb = LivePlotCallback(max_points=200)
+    cb = attached(LivePlotCallback(max_points=200))
     h = cb.history
     h.begin_fit()
     for i in range(100_000): h.add_batch(100. if i == 77_777 else 1. + (i % 7) / 10, 0.1)
@@ -271,8 +273,8 @@ def assert_shows_its_history(lp, where):
     "`lp`'s table and figure hold what a new live plot draws from the same history."
     t = lp._epochs
     assert [len(c) for c in (t.fit, *t.ys.values())] == [len(t.x)] * (1 + len(t.ys)) and len(t.x) == len(lp.history.epochs), where
-    ref = LivePlotCallback(every=3600)
-    ref.history, ref.view = lp.history, lp.view
+    ref = attached(LivePlotCallback(every=3600))
+    ref.run.recorder.history, ref.view = lp.history, lp.view   # a second view of the same record
     ref.update()
     assert drawn(lp) == drawn(ref), where
 
@@ -311,7 +313,7 @@ def test_ctrl_c_at_every_line_of_an_epoch_end_or_a_fit_end_that_brings_a_new_sta
 
 def test_ctrl_c_at_every_line_of_a_view_switch():
     def make():
-        lp = LivePlotCallback(every=3600)
+        lp = attached(LivePlotCallback(every=3600))
         for k in range(2):
             lp.history.begin_fit(('train_eval', 'live_plot') if k else ('train_eval', 'avg_stats', 'live_plot'))
             lp.history.add_batches([2. - i / 100 for i in range(50)], [0.1] * 50)
