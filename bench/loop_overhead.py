@@ -40,7 +40,9 @@ from callbacks_widget.data import Dataset, DataBunch, get_dls
 from callbacks_widget.learner import Learner, accuracy, get_model
 from callbacks_widget.runner import EVENTS, Callback, Runner
 from callbacks_widget.stats import AvgStatsCallback
-from callbacks_widget.liveplot import LivePlotCallback, record_messages
+from callbacks_widget.liveplot import LivePlotCallback
+sys.path.insert(0, str(__import__('pathlib').Path(__file__).resolve().parent.parent / 'tests'))
+from messages import record_messages  # noqa: E402  (test tooling: what a widget sends)
 from callbacks_widget.anneal import ParamScheduler, combine_scheds, sched_cos
 
 N_NOOP = 20

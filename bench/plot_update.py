@@ -25,7 +25,8 @@ from loop_overhead import make_data, make_learner, record_tree  # noqa: E402
 from callbacks_widget.learner import accuracy  # noqa: E402
 from callbacks_widget.runner import Runner  # noqa: E402
 from callbacks_widget.stats import AvgStatsCallback  # noqa: E402
-from callbacks_widget.liveplot import LivePlotCallback, record_messages  # noqa: E402
+from callbacks_widget.liveplot import LivePlotCallback  # noqa: E402
+from messages import record_messages  # noqa: E402  (loop_overhead put tests/ on the path)
 
 LENGTHS = (1_000, 10_000, 100_000, 1_000_000)
 
