@@ -18,14 +18,16 @@ from .stats import *
 from .history import *
 from .panel import *
 from .figure import *
+from .views import *
 from .liveplot import *
 from .distributed import *
 from .anneal import *
+from .lr_finder import *
 from .early_stopping import *
 from .restart import *
 from . import core, data, learner, runner, stats, history, panel, figure, liveplot, distributed
-from . import anneal, early_stopping, restart
+from . import anneal, lr_finder, early_stopping, restart, views
 
 __all__ = ['partial', 'torch', 'nn', 'optim', 'F'] + [
     n for m in (core, data, learner, runner, stats, history, panel, figure, liveplot, distributed,
-                anneal, early_stopping, restart) for n in m.__all__]
+                anneal, lr_finder, early_stopping, restart, views) for n in m.__all__]

@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from .data import DataBunch, Dataset, get_data, get_dls
 from .learner import Learner, accuracy, get_model
 from .runner import Runner
-from .stats import AvgStatsCallback, Recorder
+from .stats import AvgStatsCallback
+from .history import Recorder
 from .liveplot import LivePlotCallback
 
 # %% ../nbs/10_demo.ipynb #302632d5

@@ -301,6 +301,13 @@ def _write_lrs(self: History, lrs: list, n: int) -> None:
     self.lr.write([r[-1] for r in rows], n)
     for g, a in enumerate(self.group_lrs): a.write([r[g] if g < len(r) else math.nan for r in rows], n)
 
+# %% ../nbs/06_history.ipynb #hi00
+@patch
+def __getstate__(self: History) -> dict: return {k: v for k, v in self.__dict__.items() if k != 'lock'}
+
+@patch
+def __setstate__(self: History, state: dict) -> None: self.__dict__.update(state, lock=threading.RLock())
+
 # %% ../nbs/06_history.ipynb #h6fn02
 def fit_name(k: int, before: tuple, now: tuple) -> str:
     "The name of fit `k` (from 0) that ran the callbacks `now` after a fit that ran `before`."

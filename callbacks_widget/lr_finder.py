@@ -8,6 +8,7 @@ __all__ = ['save_state', 'restore_state', 'LR_Find', 'GradientClipping']
 # %% ../nbs/05b_early_stopping.ipynb #b0imp
 import copy, math
 import torch
+from torch import nn   # GradientClipping's, until it moves
 from .core import patch
 from .runner import Callback, CancelTrainException
 from .history import Recorder

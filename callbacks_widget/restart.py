@@ -10,7 +10,7 @@ import random, weakref
 import numpy as np
 import torch
 from .runner import Callback
-from .early_stopping import save_state, restore_state
+from .lr_finder import save_state, restore_state
 
 # %% ../nbs/05c_restart.ipynb #c1rng
 def random_state() -> dict:

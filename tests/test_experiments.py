@@ -380,7 +380,7 @@ def test_restart_comes_before_lr_find_and_copies_and_pickles_without_its_states(
     run = Runner(cbs=[LR_Find(max_iter=5), RestartCallback()], cb_funcs=Starts)
     run.restart.enabled = True
     run.fit(1, learn)
-    assert [cb.name for cb in run.running] == ['restart', 'train_eval', 'starts', 'lr_find']
+    assert [cb.name for cb in run.running] == ['restart', 'train_eval', 'starts', 'lr_find', 'recorder']   # the recorder, added for the finder
     cb = RestartCallback(rng=False)
     cb._remember(learn)
     assert len(cb._states) == 2
