@@ -44,29 +44,40 @@ def make_figure(height: int = 560) -> LivePlotFigure:
     "The live plot's empty figure: losses, metrics and learning rate over iterations (`views.figure_layout`)."
     return LivePlotFigure(copy.deepcopy(figure_layout(height)), BATCH_TRACES)
 
+# %% ../nbs/08_liveplot.ipynb #lp00
+def _check_args(every, max_points, beta) -> None:
+    "A clear error for a `LivePlotCallback` argument out of range."
+    if isinstance(every, bool) or not isinstance(every, (int, float)) or not every >= 0:
+        raise ValueError(f"LivePlotCallback: every must be >= 0 seconds, got {every!r}")
+    if not (isinstance(max_points, int) and max_points >= 10):
+        raise ValueError(f"LivePlotCallback: max_points must be an integer >= 10, got {max_points!r}")
+    if beta is not None and (isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0 <= beta < 1):
+        raise ValueError(f"LivePlotCallback: beta must be a number with 0 <= beta < 1, got {beta!r}")
+
 # %% ../nbs/08_liveplot.ipynb #a531df01
 class LivePlotCallback(Callback):
     "Live plotly loss curves of the runner's record, and a `CallbackPanel` of its callbacks."
     _order, requires = 20, (Recorder,)
 
     def __init__(self, every: float = 0.3, max_points: int = 1000, beta: float = None, height: int = 560):
-        if isinstance(every, bool) or not isinstance(every, (int, float)) or not every >= 0:
-            raise ValueError(f"LivePlotCallback: every must be >= 0 seconds, got {every!r}")
-        if not (isinstance(max_points, int) and max_points >= 10):
-            raise ValueError(f"LivePlotCallback: max_points must be an integer >= 10, got {max_points!r}")
-        if beta is not None and (isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0 <= beta < 1):
-            raise ValueError(f"LivePlotCallback: beta must be a number with 0 <= beta < 1, got {beta!r}")
+        _check_args(every, max_points, beta)
         self.every, self.max_points, self.beta = every, max_points, beta
         self.fig, self.panel, self._next, self._epochs = make_figure(height), None, 0., EpochTable()
-        self.widget, self._drawn, self._pending = self.fig, {}, {}   # per group of traits, the state of the history it last drew
+        self.widget, self._drawn, self._pending = self.fig, {}, {}   # per group of traits, the state of the record it last drew
         self._base_layout, self._fit_cache, self._lr_fits = self.fig.plot_layout, {}, (0, [])
         self._auto_view, self._picture_id = None, None
-        self.view_buttons = widgets.ToggleButtons(options=[(VIEW_LABELS[v], v) for v in VIEWS], value=self.fig.view,
-                                                  style=dict(button_width='110px'))
-        _take_clicks_during_fits(self.view_buttons)
-        self.view_buttons.observe(lambda change: self._view_clicked(change['new']), 'value')
+        self.view_buttons = self._view_buttons()
         self.fig.observe(lambda change: self._show_view(change['new']), 'view')
         self.fig.observe(lambda change: self._draw(), 'x_range')
+
+# %% ../nbs/08_liveplot.ipynb #lp03
+@patch
+def _view_buttons(self: LivePlotCallback) -> widgets.ToggleButtons:
+    buttons = widgets.ToggleButtons(options=[(VIEW_LABELS[v], v) for v in VIEWS], value=self.fig.view,
+                                    style=dict(button_width='110px'))
+    _take_clicks_during_fits(buttons)
+    buttons.observe(lambda change: self._view_clicked(change['new']), 'value')
+    return buttons
 
 # %% ../nbs/08_liveplot.ipynb #lp01
 @patch
@@ -80,6 +91,7 @@ def set_runner(self: LivePlotCallback, run):
         self.panel = CallbackPanel(run)
         self.widget = widgets.VBox([self.panel.widget, self.view_buttons, self.fig])
 
+# %% ../nbs/08_liveplot.ipynb #lp04
 @patch
 def _history(self: LivePlotCallback) -> History:
     if self.run is None: raise RuntimeError("LivePlotCallback: it draws its Runner's record; give it to a Runner first")
@@ -198,6 +210,7 @@ def _view_clicked(self: LivePlotCallback, view: str) -> None:
     "A view button was clicked (on any thread): show `view` now."
     if view != self.fig.view: self.view = view   # else the buttons are following the figure
 
+# %% ../nbs/08_liveplot.ipynb #lp05
 @patch
 def _follow_lr_find(self: LivePlotCallback, names: tuple) -> None:
     "Show the lr finder view for a fit that runs `lr_find`; after it, the view it replaced, unless the user chose one."
@@ -207,13 +220,19 @@ def _follow_lr_find(self: LivePlotCallback, names: tuple) -> None:
         view, self._auto_view = self._auto_view, None
         self.fig.view = view
 
+# %% ../nbs/08_liveplot.ipynb #lp08
+@patch
+def _lr_find_fits(self: LivePlotCallback, h: History) -> list:
+    "The fits that ran `lr_find`, each fit looked at once."
+    seen, found = self._lr_fits
+    self._lr_fits = (len(h.fit_starts), found + lr_find_fits(h, seen))
+    return self._lr_fits[1]
+
 # %% ../nbs/08_liveplot.ipynb #f8v013
 @patch
 def _fit_view(self: LivePlotCallback, h: History, view: str, r: tuple) -> dict:
     "The traits of the compare or lr finder view that changed (an ended fit's columns from the cache)."
-    seen, found = self._lr_fits
-    if view == 'lr_find': self._lr_fits = (len(h.fit_starts), found + lr_find_fits(h, seen))   # each fit looked at once
-    fits = self._lr_fits[1] if view == 'lr_find' else range(len(h.fit_starts))
+    fits = self._lr_find_fits(h) if view == 'lr_find' else range(len(h.fit_starts))
     shown, t, out = shown_fits(fits), self._epochs, {}
     if not self._changed('fits', (view, len(h.fit_starts), len(h.loss), len(t.x), r)): return out
     n_out, last, valid = min(self.max_points, COMPARE_POINTS // max(1, len(shown))), len(h.fit_starts) - 1, 'valid_loss' in t.ys
@@ -238,8 +257,8 @@ def fits_table(h: History) -> str:
     rows = ''.join(f"<tr><td>{html.escape(name)}</td><td>{start + 1}</td><td>{html.escape(' '.join(cbs))}</td></tr>"
                    for name, start, cbs in zip(h.fit_names(range(len(h.fit_starts))), h.fit_starts, h.fit_callbacks))
     return f"<table><tr><th>fit</th><th>first iteration</th><th>callbacks</th></tr>{rows}</table>"
-WIDGET_VIEW = 'application/vnd.jupyter.widget-view+json'
 
+# %% ../nbs/08_liveplot.ipynb #lp06
 @patch
 def save_html(self: LivePlotCallback, path: Union[str, Path], plotly_js: str = 'inline') -> Path:
     "Write the figure as one standalone HTML page that fills the browser window, with a table of the fits below; plotly.js inside it (`'inline'`: works offline) or from its CDN (`'cdn'`)."
@@ -250,12 +269,6 @@ def save_html(self: LivePlotCallback, path: Union[str, Path], plotly_js: str = '
     div = fig.to_html(full_html=False, include_plotlyjs=True if plotly_js == 'inline' else 'cdn', default_height='100vh', config=dict(responsive=True))
     path.write_text(_PAGE.format(div, fits_table(self.history)), encoding='utf-8')
     return path
-
-@patch
-def _repr_mimebundle_(self: LivePlotCallback, **kwargs) -> dict:
-    "The panel and the figure as one widget view."
-    return {'text/plain': f"LivePlotCallback(every={self.every}, max_points={self.max_points})",
-            WIDGET_VIEW: dict(version_major=2, version_minor=0, model_id=self.widget.model_id)}
 
 # %% ../nbs/08_liveplot.ipynb #f8pic1
 @patch
@@ -269,6 +282,15 @@ def picture(self: LivePlotCallback, width: int = 900) -> dict:
 def show_picture(self: LivePlotCallback) -> None:
     "Draw the picture again in every output that shows it (none if the live plot was never shown)."
     if self._picture_id is not None: update_display(self.picture(), raw=True, display_id=self._picture_id)
+
+# %% ../nbs/08_liveplot.ipynb #lp07
+WIDGET_VIEW = 'application/vnd.jupyter.widget-view+json'
+
+@patch
+def _repr_mimebundle_(self: LivePlotCallback, **kwargs) -> dict:
+    "The panel and the figure as one widget view."
+    return {'text/plain': f"LivePlotCallback(every={self.every}, max_points={self.max_points})",
+            WIDGET_VIEW: dict(version_major=2, version_minor=0, model_id=self.widget.model_id)}
 
 @patch
 def _ipython_display_(self: LivePlotCallback) -> None:
