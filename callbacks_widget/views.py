@@ -13,6 +13,7 @@ import functools, html, math
 import numpy as np
 import plotly.io as pio
 from plotly.subplots import make_subplots
+from .core import patch
 from .history import GrowArray, History, downsample
 from .figure import binary_columns, with_range
 
@@ -37,6 +38,7 @@ BATCH_TRACES = [   # the figure's first traces, in this order; `end_to_end_trace
     _scatter('non-finite loss', 'nonfinite/x', 'nonfinite/y', 1, mode='markers', marker=dict(color='#d62728', symbol='x', size=9)),
     _scatter('lr', 'batches/x', 'batches/lr', 3, mode='lines', line=dict(color='#7f7f7f'))]
 
+# %% ../nbs/07b_views.ipynb #vw16
 def end_to_end_traces(stats: list) -> list:
     "The end-to-end traces when the epochs' columns hold `stats` (`s0`, `s1`, ... in that order)."
     ref = lambda s: f'epochs/s{stats.index(s)}' if s in stats else 'epochs/-'
@@ -69,20 +71,22 @@ class EpochTable():
 
     def _length(self) -> int: return self._n
 
-    def update(self, epochs: list) -> None:
-        "Take in the epochs appended to `epochs` since the last call."
-        n, new = self._n, epochs[self._n:]
-        if not new: return
-        ys = dict(self.ys)
-        for k in dict.fromkeys(k for e in new for k in e if k not in ('fit', 'epoch', 'iteration')):
-            if k not in ys: ys[k] = GrowArray(np.float32, 16, length=self._length); ys[k].write(np.full(n, np.nan), 0)
-        for k, col in ys.items(): col.write([np.nan if e.get(k) is None else e[k] for e in new], n)
-        self.fit.write([e['fit'] for e in new], n); self.x.write([e['iteration'] for e in new], n)
-        self.ys = ys              # the new columns, as long as the others,
-        self._n = n + len(new)    # then every column grows, at once
-
     @property
     def nbytes(self) -> int: return self.x.nbytes + self.fit.nbytes + sum(c.nbytes for c in self.ys.values())
+
+# %% ../nbs/07b_views.ipynb #vw15
+@patch
+def update(self: EpochTable, epochs: list) -> None:
+    "Take in the epochs appended to `epochs` since the last call."
+    n, new = self._n, epochs[self._n:]
+    if not new: return
+    ys = dict(self.ys)
+    for k in dict.fromkeys(k for e in new for k in e if k not in ('fit', 'epoch', 'iteration')):
+        if k not in ys: ys[k] = GrowArray(np.float32, 16, length=self._length); ys[k].write(np.full(n, np.nan), 0)
+    for k, col in ys.items(): col.write([np.nan if e.get(k) is None else e[k] for e in new], n)
+    self.fit.write([e['fit'] for e in new], n); self.x.write([e['iteration'] for e in new], n)
+    self.ys = ys              # the new columns, as long as the others,
+    self._n = n + len(new)    # then every column grows, at once
 
 # %% ../nbs/07b_views.ipynb #f8a00014
 def visible(n: int, r: tuple) -> tuple:
@@ -95,6 +99,7 @@ def batch_columns(h: History, r: tuple, max_points: int) -> dict:
     idx = h.overview(max_points) if not r else downsample(loss, max_points, start, stop, nan=len(h.nonfinite_at) > 0)
     return binary_columns(idx + 1, loss=loss[idx], smooth=h.smooth_loss.values[idx], lr=h.lr.values[idx])
 
+# %% ../nbs/07b_views.ipynb #vw07
 def nonfinite_columns(h: History, r: tuple, max_points: int) -> dict:
     "The `nonfinite` group: a marker on the smoothed curve at each non-finite batch in range, at most `max_points`."
     start, stop = visible(len(h.loss), r)
@@ -152,6 +157,15 @@ def shown_fits(fits: list, n: int = COMPARE_FITS) -> list:
     "The fits of `fits` a view overlays: all if at most `n`, else the first and the latest `n - 1`."
     return list(fits) if len(fits) <= n else [fits[0], *fits[len(fits) - n + 1:]]
 
+# %% ../nbs/07b_views.ipynb #vw14
+def _fit_epochs(t: EpochTable, k: int, lo: int, hi: int, n_out: int, start: int) -> dict:
+    "The epochs of fit `k` (its first batch at `start`) between batches `lo` and `hi`, and one on each side: `e<k>`, `v<k>`."
+    f, x = t.fit.values, t.x.values
+    first, last = np.searchsorted(f, k), np.searchsorted(f, k, side='right')
+    first, last = max(first, np.searchsorted(x[:last], lo + 1) - 1), min(last, np.searchsorted(x[:last], hi, side='right') + 1)
+    rows = table_rows([t.ys['valid_loss'].values], n_out, first, last)
+    return {f'e{k}': x[rows] - start, f'v{k}': t.ys['valid_loss'].values[rows]}
+
 # %% ../nbs/07b_views.ipynb #f8v008
 def fit_columns(h: History, t: EpochTable, k: int, n_out: int, view: str, r: tuple) -> dict:
     "The columns of fit `k` in the `fits` group of `view`, at most `n_out` points each, in the x range `r`."
@@ -163,12 +177,7 @@ def fit_columns(h: History, t: EpochTable, k: int, n_out: int, view: str, r: tup
     smooth = h.smooth_loss.values[idx]
     if view == 'lr_find': out = {f'x{k}': h.lr.values[idx], f's{k}': smooth, f'l{k}': h.loss.values[idx]}
     else: out = {f'x{k}': idx - start + 1, f's{k}': smooth, f'r{k}': h.lr.values[idx]}
-    if view != 'lr_find' and 'valid_loss' in t.ys:   # the fit's epochs in range, and one on each side
-        f, x = t.fit.values, t.x.values
-        first, last = np.searchsorted(f, k), np.searchsorted(f, k, side='right')
-        first, last = max(first, np.searchsorted(x[:last], lo + 1) - 1), min(last, np.searchsorted(x[:last], hi, side='right') + 1)
-        rows = table_rows([t.ys['valid_loss'].values], n_out, first, last)
-        out.update({f'e{k}': x[rows] - start, f'v{k}': t.ys['valid_loss'].values[rows]})
+    if view != 'lr_find' and 'valid_loss' in t.ys: out.update(_fit_epochs(t, k, lo, hi, n_out, start))
     return {name: np.asarray(v, np.float32).tobytes() for name, v in out.items()}
 
 # %% ../nbs/07b_views.ipynb #f8v010
@@ -211,6 +220,7 @@ def fits_traces(h: History, shown: list, view: str, valid: bool) -> list:
     names = h.fit_names(shown)
     return [t for i, (k, name) in enumerate(zip(shown, names)) for t in fit_traces(k, name, FIT_COLOURS[i % 10], view, valid)]
 
+# %% ../nbs/07b_views.ipynb #vw13
 def fits_note(n_fits: int, n_shown: int, view: str) -> str:
     "What the figure says when it shows `n_shown` of `n_fits` fits (or the lr finder view has none)."
     if n_fits > n_shown: return f'{n_fits - n_shown} older fits not shown (the first and the latest {n_shown - 1} are)'
