@@ -82,7 +82,7 @@ def test_recorder_and_host_losses_hold_floats_of_every_batch(cuda_run):
     run, learn = cuda_run
     n = 2 * len(learn.data.train_dl)
     losses = run.recorder.losses   # the last fit's, as floats
-    assert len(losses) == len(run.recorder.lrs) == n and all(type(v) is float for v in losses)
+    assert len(losses) == len(run.recorder.lrs[0]) == n and all(type(v) is float for v in losses)
     assert run.host_losses.read == losses
 
 
