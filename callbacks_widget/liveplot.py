@@ -25,7 +25,7 @@ from .runner import Callback
 from .stats import AvgStatsCallback
 from .history import GrowArray, History, downsample
 from .panel import CallbackPanel, _take_clicks_during_fits
-from .figure import AUTOSCALE, LiveFigure, binary_columns, with_range
+from .figure import AUTOSCALE, LiveFigure, columns, columns_trait, with_range
 from .picture import text_table
 
 # %% ../nbs/08_liveplot.ipynb #c04f70d0
@@ -55,7 +55,8 @@ _BATCH_TRACES = [
 # %% ../nbs/08_liveplot.ipynb #f8fig1
 class LivePlotFigure(LiveFigure):
     "The live plot's `LiveFigure`: its `view` is one of `VIEWS`, and each change holds its `lock` (safe from any thread)."
-    view = traitlets.Enum(VIEWS, default_value='end_to_end').tag(sync=True)
+    view = traitlets.Enum(VIEWS, default_value='end_to_end').tag(sync=True)   # state: every view of the widget, and the buttons, agree
+    batches, epochs, nonfinite, fits = (columns_trait() for _ in range(4))   # per batch, per epoch, non-finite losses, per fit
 
     def setup_instance(self, *args, **kwargs):
         self.__dict__['lock'] = threading.RLock()   # before any trait is set: `__setattr__` takes it
@@ -296,12 +297,12 @@ def _batch_columns(self: LivePlotCallback) -> dict:
     if self._changed('batches', (len(loss), r)):
         if not r: idx = h.overview(self.max_points)
         else: idx = downsample(loss, self.max_points, start, stop, nan=len(h.nonfinite_at) > 0)
-        out['batches'] = binary_columns(idx + 1, loss=loss[idx], smooth=h.smooth_loss.values[idx], lr=h.lr.values[idx])
+        out['batches'] = columns(x=(idx + 1).astype(np.int32), loss=loss[idx], smooth=h.smooth_loss.values[idx], lr=h.lr.values[idx])
     if self._changed('nonfinite', (len(h.nonfinite_at), r)):
         bad = h.nonfinite_at.values
         bad = bad[(bad >= start) & (bad < stop)]
         bad = bad[::max(1, math.ceil(len(bad) / self.max_points))]
-        out['nonfinite'] = binary_columns(bad + 1, y=np.nan_to_num(h.smooth_loss.values[bad], nan=0.))
+        out['nonfinite'] = columns(x=(bad + 1).astype(np.int32), y=np.nan_to_num(h.smooth_loss.values[bad], nan=0.))
     return out
 
 # %% ../nbs/08_liveplot.ipynb #f8a00016
@@ -318,7 +319,7 @@ def _epoch_columns(self: LivePlotCallback) -> dict:
     ref = lambda s: f'epochs/s{stats.index(s)}' if s in stats else 'epochs/-'
     traces = _BATCH_TRACES[:VALID] + [_metric_trace('valid_loss', ref('valid_loss'))] + _BATCH_TRACES[VALID+1:]
     traces += [_metric_trace(s, ref(s)) for s in stats if s != 'valid_loss']
-    return dict(epochs=binary_columns(x[rows], **{f's{i}': c.values[rows] for i, c in enumerate(t.ys.values())}), traces=traces)
+    return dict(epochs=columns(x=x[rows].astype(np.int32), **{f's{i}': c.values[rows] for i, c in enumerate(t.ys.values())}), traces=traces)
 
 @patch
 def _layout(self: LivePlotCallback) -> dict:
@@ -369,7 +370,7 @@ def _fit_columns(self: LivePlotCallback, k: int, n_out: int) -> dict:
     lo, hi = min(max(lo, start), stop), min(max(hi, start), stop)
     idx = downsample(h.smooth_loss.values, n_out, lo, hi, nan=len(h.nonfinite_at) > 0)
     smooth = h.smooth_loss.values[idx]
-    if view == 'lr_find': return {f'x{k}': h.lr.values[idx], f's{k}': smooth, f'l{k}': h.loss.values[idx]}
+    if view == 'lr_find': return columns(**{f'x{k}': h.lr.values[idx], f's{k}': smooth, f'l{k}': h.loss.values[idx]})
     out = {f'x{k}': idx - start + 1, f's{k}': smooth, f'r{k}': h.lr.values[idx]}
     if 'valid_loss' in t.ys:   # the fit's epochs in range, and one on each side
         f, x = t.fit.values, t.x.values
@@ -377,7 +378,7 @@ def _fit_columns(self: LivePlotCallback, k: int, n_out: int) -> dict:
         first, last = max(first, np.searchsorted(x[:last], lo + 1) - 1), min(last, np.searchsorted(x[:last], hi, side='right') + 1)
         rows = table_rows([t.ys['valid_loss'].values], n_out, first, last)
         out.update({f'e{k}': x[rows] - start, f'v{k}': t.ys['valid_loss'].values[rows]})
-    return {name: np.asarray(v, np.float32).tobytes() for name, v in out.items()}
+    return columns(**{name: v.astype(np.int32) if v.dtype == np.int64 else v for name, v in out.items()})   # iterations as int32
 
 # %% ../nbs/08_liveplot.ipynb #f8v010
 FIT_COLOURS = ('#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf')
