@@ -23,7 +23,7 @@ setuptools.setup(
     ],
     package_dir={'': '.'},  # a plain .pth for `pip install -e .`, without setuptools' editable-finder warning
     packages=setuptools.find_packages(include=[cfg['lib_path'], cfg['lib_path'] + '.*']),
-    package_data={cfg['lib_path']: ['*.npz', '*.LICENSE']},
+    package_data={cfg['lib_path']: ['*.npz', '*.LICENSE', '*.js']},
     install_requires=cfg.get('requirements', '').split(),
     extras_require={k[:-len('_requirements')]: cfg[k].split()  # dev, bench, peers
                     for k in cfg if k.endswith('_requirements') and k != 'requirements'},

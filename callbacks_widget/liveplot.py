@@ -18,14 +18,15 @@ from .core import patch
 from .runner import Callback
 from .history import History, Recorder
 from .panel import CallbackPanel, _take_clicks_during_fits
-from .figure import AUTOSCALE, LiveFigure
+from .figure import AUTOSCALE, LiveFigure, columns_trait
 from .picture import text_table
 from .views import *
 
 # %% ../nbs/08_liveplot.ipynb #f8fig1
 class LivePlotFigure(LiveFigure):
     "The live plot's `LiveFigure`: its `view` is one of `VIEWS`, and each change holds its `lock` (safe from any thread)."
-    view = traitlets.Enum(VIEWS, default_value='end_to_end').tag(sync=True)
+    view = traitlets.Enum(VIEWS, default_value='end_to_end').tag(sync=True)   # state: every view of the widget, and the buttons, agree
+    batches, epochs, nonfinite, fits = (columns_trait() for _ in range(4))   # per batch, per epoch, non-finite losses, per fit
 
     def setup_instance(self, *args, **kwargs):
         self.__dict__['lock'] = threading.RLock()   # before any trait is set: `__setattr__` takes it

@@ -15,7 +15,7 @@ import plotly.io as pio
 from plotly.subplots import make_subplots
 from .core import patch
 from .history import GrowArray, History, downsample
-from .figure import binary_columns, with_range
+from .figure import columns, with_range
 
 # %% ../nbs/07b_views.ipynb #vw04
 VIEWS = ('end_to_end', 'compare', 'lr_find')
@@ -97,7 +97,7 @@ def batch_columns(h: History, r: tuple, max_points: int) -> dict:
     "The `batches` group: at most `max_points` batches in the x range `r` that keep the curve's extremes."
     loss, (start, stop) = h.loss.values, visible(len(h.loss), r)
     idx = h.overview(max_points) if not r else downsample(loss, max_points, start, stop, nan=len(h.nonfinite_at) > 0)
-    return binary_columns(idx + 1, loss=loss[idx], smooth=h.smooth_loss.values[idx], lr=h.lr.values[idx])
+    return columns(x=(idx + 1).astype(np.int32), loss=loss[idx], smooth=h.smooth_loss.values[idx], lr=h.lr.values[idx])
 
 # %% ../nbs/07b_views.ipynb #vw07
 def nonfinite_columns(h: History, r: tuple, max_points: int) -> dict:
@@ -106,7 +106,7 @@ def nonfinite_columns(h: History, r: tuple, max_points: int) -> dict:
     bad = h.nonfinite_at.values
     bad = bad[(bad >= start) & (bad < stop)]
     bad = bad[::max(1, math.ceil(len(bad) / max_points))]
-    return binary_columns(bad + 1, y=np.nan_to_num(h.smooth_loss.values[bad], nan=0.))
+    return columns(x=(bad + 1).astype(np.int32), y=np.nan_to_num(h.smooth_loss.values[bad], nan=0.))
 
 # %% ../nbs/07b_views.ipynb #f8a00006
 def table_rows(ys: list, n_out: int, start: int, stop: int) -> np.ndarray:
@@ -123,7 +123,7 @@ def epoch_columns(t: EpochTable, n: int, r: tuple, max_points: int) -> tuple:
     start, stop = visible(n, r)
     first, last = max(0, np.searchsorted(x, start + 1) - 1), min(len(x), np.searchsorted(x, stop, side='right') + 1)
     rows = table_rows([c.values for c in t.ys.values()], max_points, first, last)
-    group = binary_columns(x[rows], **{f's{i}': c.values[rows] for i, c in enumerate(t.ys.values())})
+    group = columns(x=x[rows].astype(np.int32), **{f's{i}': c.values[rows] for i, c in enumerate(t.ys.values())})
     return group, end_to_end_traces(stats)
 
 # %% ../nbs/07b_views.ipynb #f8a00009
@@ -178,7 +178,7 @@ def fit_columns(h: History, t: EpochTable, k: int, n_out: int, view: str, r: tup
     if view == 'lr_find': out = {f'x{k}': h.lr.values[idx], f's{k}': smooth, f'l{k}': h.loss.values[idx]}
     else: out = {f'x{k}': idx - start + 1, f's{k}': smooth, f'r{k}': h.lr.values[idx]}
     if view != 'lr_find' and 'valid_loss' in t.ys: out.update(_fit_epochs(t, k, lo, hi, n_out, start))
-    return {name: np.asarray(v, np.float32).tobytes() for name, v in out.items()}
+    return columns(**{name: v.astype(np.int32) if v.dtype == np.int64 else v for name, v in out.items()})   # iterations as int32
 
 # %% ../nbs/07b_views.ipynb #f8v010
 FIT_COLOURS = ('#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf')

@@ -1,23 +1,16 @@
-"The live figure as synced state: bounds, messages from the browser, faults in a redraw, escaping, display."
+"The live figure as synced state: columns and their dtypes, groups, bounds, messages from the browser, faults in a redraw, escaping, display."
 import gc, math, sys, tracemalloc
 from functools import partial
 import numpy as np, pytest
+from ipywidgets.widgets.widget import _remove_buffers
 from callbacks_widget.all import *
+from messages import attached, record_messages
 from conftest import make_learner
 
 
 def zoom(fig, content):
     "Deliver `content` to `fig` as the comm delivers a custom message from the browser."
     fig._handle_msg({'content': {'data': {'method': 'custom', 'content': content}}, 'buffers': []})
-
-
-def live_runner(*extra, **kw):
-    return Runner(cb_funcs=[partial(AvgStatsCallback, accuracy), *extra, partial(LivePlotCallback, **kw)])
-
-
-def fill_batches(h, n, rng=np.random.default_rng(0)):
-    for v in (1 + rng.random(n)).tolist(): h.add_batch(v, 0.1)
-    h.flush()
 
 
 BAD_MESSAGES = [
@@ -29,9 +22,84 @@ BAD_MESSAGES = [
     {'event': 'zoom', 'range': {'lo': 1, 'hi': 5}}, {'event': ['zoom'], 'range': None}]
 
 
+class TwoGroups(LiveFigure):
+    "A figure of two column groups that knows nothing of a training loop."
+    points, marks = columns_trait(), columns_trait()
+
+
+def two_groups() -> TwoGroups:
+    return TwoGroups({'xaxis': {}, 'xaxis2': {}, 'yaxis': {}}, [dict(type='scatter', x='points/t', y='points/v'),
+                                                               dict(type='scatter', x='marks/t', y='marks/v', xaxis='x2')])
+
+
+@pytest.mark.parametrize('dtype', COLUMN_DTYPES)
+def test_columns_round_trip_by_their_dtype(dtype):
+    fig, values = two_groups(), np.array([-(2 ** 31), 0, 7, 2 ** 31 - 1]) if dtype == 'int32' else np.array([1e-30, -0.5, np.nan, 3e38])
+    fig.points = columns(t=np.arange(4, dtype=np.int32), v=values.astype(dtype))
+    out = fig.column('points/v')
+    assert out.dtype == np.dtype(dtype) and np.array_equal(out, values.astype(dtype), equal_nan=True)
+    wire, paths, buffers = _remove_buffers(fig.get_state(['points']))   # what a view receives: the dtype in JSON, the bytes binary
+    assert wire['points']['v'] == {'dtype': dtype} and ['points', 'v', 'data'] in paths
+    assert np.array_equal(np.frombuffer(buffers[paths.index(['points', 'v', 'data'])], dtype), values.astype(dtype), equal_nan=True)
+
+
+def test_sequences_are_float32_and_a_missing_column_is_empty():
+    fig = two_groups()
+    fig.marks = columns(t=[1, 2], v=(0.1, 0.2))
+    assert fig.column('marks/t').dtype == np.float32 and fig.column('marks/v').tolist() == pytest.approx([0.1, 0.2])
+    assert len(fig.column('points/v')) == 0 and len(fig.column('marks/nothing')) == 0
+    assert [t.x.tolist() for t in fig.figure().data] == [[], [1., 2.]]
+
+
+@pytest.mark.parametrize('values', [np.arange(3), np.arange(3, dtype=np.uint8), np.ones(3, bool), np.ones(3, np.float16),
+                                    np.ones(3, np.complex64), np.ones(3, '>f4'), np.array(['a', 'b'])])
+def test_other_dtypes_are_refused(values):
+    with pytest.raises(TypeError, match=rf"columns: v has dtype {values.dtype}; a column's dtype must be one of int32, float32, float64"):
+        columns(t=np.arange(3, dtype=np.int32), v=values)
+
+
+def test_bad_columns_are_refused():
+    with pytest.raises(ValueError, match=r'columns: v must have one dimension, got shape \(2, 2\)'): columns(v=np.ones((2, 2)))
+    with pytest.raises(ValueError, match='could not convert'): columns(v=['a'])
+    with pytest.raises(ValueError, match="'traces' is not one of this figure's column groups \\['marks', 'points'\\]"):
+        two_groups().column('traces/x')
+
+
+def test_groups_are_state_and_the_view_names_none():
+    class MoreGroups(TwoGroups): extra = columns_trait()
+    assert two_groups().get_state()['_groups'] == ['marks', 'points']
+    assert MoreGroups({}, []).get_state()['_groups'] == ['extra', 'marks', 'points']
+    assert LiveFigure({}, []).get_state()['_groups'] == []
+    js = FIGURE_JS.read_text()
+    assert two_groups()._esm == js and "model.get('_groups')" in js   # the view is the package's figure.js
+    assert not any(name in js for name in ('batches', 'epochs', 'nonfinite', 'fits', "'view'"))   # the live plot's words
+
+
+def test_zoom_moves_every_x_axis_and_a_bad_message_changes_nothing(capsys):
+    fig = two_groups()
+    fig.points = columns(t=np.arange(10, dtype=np.int32), v=np.ones(10, np.float32))
+    zoom(fig, {'event': 'zoom', 'range': [2, 5]})
+    assert fig.x_range == (2., 5.) and [fig.plot_layout[k]['range'] for k in ('xaxis', 'xaxis2')] == [[2., 5.]] * 2
+    before = fig.get_state()
+    for msg in BAD_MESSAGES: zoom(fig, msg)
+    fig.set_state({'points': {}, '_groups': []})
+    assert fig.get_state() == before and capsys.readouterr() == ('', '')
+    zoom(fig, {'event': 'zoom', 'range': None})
+    assert fig.x_range == AUTOSCALE and fig.plot_layout['xaxis2'] == {'autorange': True}
+
+
+def live_runner(*extra, **kw):
+    return Runner(cb_funcs=[partial(AvgStatsCallback, accuracy), *extra, partial(LivePlotCallback, **kw)])
+
+
+def fill_batches(h, n, rng=np.random.default_rng(0)):
+    for v in (1 + rng.random(n)).tolist(): h.add_batch(v, 0.1)
+    h.flush()
+
+
 @pytest.mark.own_comm
 def test_bad_front_end_messages_change_nothing_and_print_nothing(capsys):
-    cb = LivePlotCallback(max_points=100)
+    cb = attached(LivePlotCallback(max_points=100))
     fill_batches(cb.history, 1_000)
     cb.update()
     zoom(cb.fig, {'event': 'zoom', 'range': [100, 300]})
@@ -46,7 +114,7 @@ def test_bad_front_end_messages_change_nothing_and_print_nothing(capsys):
 
 
 def test_zoom_reaggregates_every_trace_and_marks():
-    cb = LivePlotCallback(max_points=50)
+    cb = attached(LivePlotCallback(max_points=50))
     h = cb.history
     for fit in range(4):
         h.begin_fit()
@@ -63,7 +131,7 @@ def test_zoom_reaggregates_every_trace_and_marks():
 
 @pytest.mark.own_comm
 def test_every_trace_is_bounded_over_100k_one_batch_epochs():
-    cb = LivePlotCallback()
+    cb = attached(LivePlotCallback())
     sent = record_messages(cb.fig)
     h = cb.history
     h.begin_fit()
@@ -77,13 +145,14 @@ def test_every_trace_is_bounded_over_100k_one_batch_epochs():
     assert max(sent.sizes) <= 64_000, sent.sizes
     fig = cb.fig.figure()
     assert all(len(t.x) <= cb.max_points for t in fig.data), [len(t.x) for t in fig.data]
-    assert max(fig.data[VALID].y) == 2.   # the spike of one epoch is kept
-    assert fig.data[VALID].x[-1] == 100_010
+    valid = next(t for t in fig.data if t.name == 'valid loss')
+    assert max(valid.y) == 2.   # the spike of one epoch is kept
+    assert valid.x[-1] == 100_010
 
 
 @pytest.mark.own_comm
 def test_fit_markers_are_bounded_after_20000_fits():
-    cb = LivePlotCallback()
+    cb = attached(LivePlotCallback())
     sent = record_messages(cb.fig)
     h = cb.history
     for _ in range(20_000):
@@ -127,7 +196,7 @@ def test_memory_per_fit_stays_under_1kb():
     assert ((m1 - m0) - (h1 - h0) - (r1 - r0)) / 100 < 1_000, ((m1 - m0) / 100, (h1 - h0) / 100, (r1 - r0) / 100)
 
 
-@pytest.mark.parametrize('beta', [1.0, 1.5, -0.1, float('nan'), 'x', None, True])
+@pytest.mark.parametrize('beta', [1.0, 1.5, -0.1, float('nan'), 'x', True])   # None: the record's own
 def test_bad_beta_is_refused(beta):
     with pytest.raises(ValueError, match=r'beta must be a number with 0 <= beta < 1'):
         LivePlotCallback(beta=beta)

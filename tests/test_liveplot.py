@@ -112,13 +112,13 @@ def test_state_holds_what_a_late_view_draws(learn):
     run.fit(1, learn)
     n = len(learn.data.train_dl)
     state = cb.fig.get_state()
-    assert np.array_equal(np.frombuffer(state['batches']['loss'], np.float32), cb.history.loss.values)
-    assert np.array_equal(np.frombuffer(state['batches']['x'], np.int32), np.arange(1, n + 1))
-    assert np.array_equal(np.frombuffer(state['batches']['lr'], np.float32), cb.history.lr.values)
+    assert np.array_equal(np.frombuffer(state['batches']['loss']['data'], np.float32), cb.history.loss.values)
+    assert np.array_equal(np.frombuffer(state['batches']['x']['data'], np.int32), np.arange(1, n + 1))
+    assert np.array_equal(np.frombuffer(state['batches']['lr']['data'], np.float32), cb.history.lr.values)
     assert [t['name'] for t in state['traces']][-2:] == ['train_accuracy', 'valid_accuracy']
-    assert np.frombuffer(state['epochs']['x'], np.int32).tolist() == [n]
+    assert np.frombuffer(state['epochs']['x']['data'], np.int32).tolist() == [n]
     last = [m for m in sent.messages if 'batches' in m['data']['state']][-1]
-    assert last['data']['buffer_paths'] and 'loss' not in last['data']['state']['batches']  # binary buffers, not JSON
+    assert last['data']['buffer_paths'] and last['data']['state']['batches']['loss'] == {'dtype': 'float32'}  # binary buffers, not JSON
     cb.history.add_batch(2., 0.1)   # the state changes only at an update
     assert len(cb.fig.column('batches/loss')) == n
     cb.update()

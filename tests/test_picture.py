@@ -9,6 +9,7 @@ from IPython.core.displaypub import CapturingDisplayPublisher
 from callbacks_widget.all import *
 from callbacks_widget.picture import PICTURE_MARK, LEGEND_ROW, FOOTER_ROW, legend_places, figure_png
 from callbacks_widget.figure import PlotlyLibrary
+from messages import attached
 from conftest import make_learner
 from interrupts import interrupt_every_line
 
@@ -121,8 +122,7 @@ def test_a_live_plot_never_shown_makes_no_picture():
 
 
 def test_the_picture_is_bounded_at_a_million_batches_and_a_thousand_fits():
-    cb = LivePlotCallback()
-    Runner(cbs=cb)
+    cb = attached(LivePlotCallback())
     h, rng = cb.history, np.random.default_rng(0)
     for k in range(1000):
         h.begin_fit(('train_eval', 'live_plot'))
