@@ -15,6 +15,7 @@ from .data import *
 from .learner import *
 from .runner import *
 from .stats import *
+from .arrays import *
 from .history import *
 from .panel import *
 from .figure import *
@@ -25,9 +26,9 @@ from .anneal import *
 from .lr_finder import *
 from .early_stopping import *
 from .restart import *
-from . import core, data, learner, runner, stats, history, panel, figure, liveplot, distributed
+from . import core, data, learner, runner, stats, arrays, history, panel, figure, liveplot, distributed
 from . import anneal, lr_finder, early_stopping, restart, views
 
 __all__ = ['partial', 'torch', 'nn', 'optim', 'F'] + [
-    n for m in (core, data, learner, runner, stats, history, panel, figure, liveplot, distributed,
+    n for m in (core, data, learner, runner, stats, arrays, history, panel, figure, liveplot, distributed,
                 anneal, lr_finder, early_stopping, restart, views) for n in m.__all__]

@@ -14,7 +14,8 @@ import numpy as np
 import plotly.io as pio
 from plotly.subplots import make_subplots
 from .core import patch
-from .history import GrowArray, History, downsample
+from .arrays import GrowArray, downsample
+from .history import History
 from .figure import columns, with_range
 
 # %% ../nbs/07b_views.ipynb #vw04

@@ -11,7 +11,8 @@ from callbacks_widget.data import DataBunch, Dataset, get_data, get_dls
 from callbacks_widget.learner import Learner, accuracy, get_model
 from callbacks_widget.runner import Callback, Runner
 from callbacks_widget.stats import AvgStatsCallback
-from callbacks_widget.history import HostScalars, Recorder
+from callbacks_widget.arrays import HostScalars
+from callbacks_widget.history import Recorder
 from callbacks_widget.distributed import DeviceCallback, MixedPrecisionCallback, ScaledOptimizer, check_rank_device
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')

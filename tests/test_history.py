@@ -2,8 +2,8 @@
 import math
 import numpy as np, pytest, torch
 from callbacks_widget.stats import AvgStats, summand
-from callbacks_widget.history import HostScalars, Recorder
-from callbacks_widget.history import History, GrowArray, Extremes
+from callbacks_widget.arrays import HostScalars, Extremes
+from callbacks_widget.history import History, Recorder
 from callbacks_widget.runner import Runner, Callback, CancelBatchException
 
 
