@@ -9,7 +9,7 @@ __all__ = ['metric_name', 'summand', 'AvgStats', 'AvgStatsCallback']
 from functools import partial
 from typing import Callable
 import torch
-from .core import listify
+from .core import listify, patch
 from .runner import Callback
 
 # %% ../nbs/05_stats.ipynb #st01
@@ -24,6 +24,7 @@ def summand(v):
     if not isinstance(v, torch.Tensor): return v
     return v.to(torch.float32 if v.device.type == 'mps' else torch.float64)
 
+# %% ../nbs/05_stats.ipynb #st06
 def _add(total, v, bn: int):
     "`total + v*bn` for a batch's loss or metric `v`: a float on the CPU; on a device a float64 tensor there, one kernel."
     if isinstance(v, (int, float)): return total + v * bn   # a metric that returns a number
@@ -57,11 +58,14 @@ class AvgStats():
         if not self.count: return ""
         return f"{'train' if self.in_train else 'valid'}: [{', '.join(f'{o:.6f}' for o in self.avg_stats)}]"
 
-    def accumulate(self, run):
-        bn, pred, yb = run.xb.shape[0], run.pred, run.yb
-        self.tot_loss = _add(self.tot_loss, run.loss, bn)
-        self.count += bn
-        for i, m in enumerate(self.metrics): self.tot_mets[i] = _add(self.tot_mets[i], m(pred, yb), bn)
+# %% ../nbs/05_stats.ipynb #st07
+@patch
+def accumulate(self: AvgStats, run):
+    "Add the loss and the metrics of `run`'s batch, each weighted by its size."
+    bn, pred, yb = run.xb.shape[0], run.pred, run.yb
+    self.tot_loss = _add(self.tot_loss, run.loss, bn)
+    self.count += bn
+    for i, m in enumerate(self.metrics): self.tot_mets[i] = _add(self.tot_mets[i], m(pred, yb), bn)
 
 # %% ../nbs/05_stats.ipynb #8b648e22
 class AvgStatsCallback(Callback):
