@@ -24,10 +24,12 @@ def _host_copy(o):
     if isinstance(o, (list, tuple)): return type(o)(_host_copy(v) for v in o)
     return copy.deepcopy(o)
 
+# %% ../nbs/05b_early_stopping.ipynb #b1save
 def save_state(o) -> dict:
     "A copy on the host of `o.state_dict()` (a model's or an optimizer's), untouched by later training."
     return _host_copy(o.state_dict())
 
+# %% ../nbs/05b_early_stopping.ipynb #b1rest
 def restore_state(o, state: dict, hypers: bool = True) -> None:
     "Put `state` (from `save_state`) back into `o`, on its device; with `hypers=False` an optimizer keeps its lr etc."
     if isinstance(o, torch.optim.Optimizer):
@@ -52,10 +54,6 @@ class LR_Find(Callback):
     @property
     def name(self) -> str: return 'lr_find'
 
-    def begin_fit(self):
-        self.best_loss, self._fit = math.inf, -1   # its fit is the recorder's last until it ends
-        self._saved = [(o, save_state(o)) for o in (self.model, self.opt)]
-
     def begin_batch(self):
         if not self.in_train: return
         lr = self.min_lr * (self.max_lr / self.min_lr) ** (self.n_iter / self.max_iter)
@@ -66,8 +64,6 @@ class LR_Find(Callback):
         if self.n_iter >= self.max_iter or not loss <= 10 * self.best_loss: raise CancelTrainException()
         self.best_loss = min(self.best_loss, loss)
 
-    def begin_validate(self): return True
-
     @property
     def lrs(self) -> list:
         "The learning rate of each training batch of the finder's last fit, as the recorder has it."
@@ -76,10 +72,21 @@ class LR_Find(Callback):
     @property
     def losses(self) -> list: return self.run.recorder.fit_losses(self._fit) if self._fit is not None else []
 
-    def after_fit(self):
-        self._fit = len(self.run.recorder.history.fit_starts) - 1
-        saved, self._saved = self._saved, None
-        for o, state in saved or (): restore_state(o, state)
+# %% ../nbs/05b_early_stopping.ipynb #b2rest
+@patch
+def begin_fit(self: LR_Find):
+    self.best_loss, self._fit = math.inf, -1   # its fit is the recorder's last until it ends
+    self._saved = [(o, save_state(o)) for o in (self.model, self.opt)]
+
+@patch
+def after_fit(self: LR_Find):
+    self._fit = len(self.run.recorder.history.fit_starts) - 1
+    saved, self._saved = self._saved, None
+    for o, state in saved or (): restore_state(o, state)
+
+# %% ../nbs/05b_early_stopping.ipynb #b2val
+@patch
+def begin_validate(self: LR_Find): return True
 
 # %% ../nbs/05b_early_stopping.ipynb #b2plotc
 @patch
