@@ -7,6 +7,7 @@ __all__ = ['EarlyStoppingCallback']
 
 # %% ../nbs/05d_early_stopping.ipynb #es02
 import math
+from .core import patch
 from .runner import Callback
 from .history import Recorder
 
@@ -24,11 +25,13 @@ class EarlyStoppingCallback(Callback):
 
     def begin_fit(self): self.best, self.wait, self.stopped_epoch = math.inf, 0, None
 
-    def after_epoch(self):
-        loss = self.run.recorder.valid_loss
-        if loss is None: return   # no validation this epoch: nothing to judge
-        if loss < self.best - self.min_delta: self.best, self.wait = loss, 0
-        else: self.wait += 1
-        if self.wait >= self.patience:
-            self.stopped_epoch = self.epoch
-            return True
+# %% ../nbs/05d_early_stopping.ipynb #b3ep
+@patch
+def after_epoch(self: EarlyStoppingCallback):
+    loss = self.run.recorder.valid_loss
+    if loss is None: return   # no validation this epoch: nothing to judge
+    if loss < self.best - self.min_delta: self.best, self.wait = loss, 0
+    else: self.wait += 1
+    if self.wait >= self.patience:
+        self.stopped_epoch = self.epoch
+        return True
