@@ -1,6 +1,7 @@
-"""Run the benchmarks, write bench/results.md and bench/overhead.png.
+"""Run the benchmarks, write bench/results.md and bench/overhead.png, and the README's headline figures from results.md.
 
     python bench/run_all.py [--quick] [--peers] [--no-instructions | --instructions-from JSON] [--reuse]
+    python bench/run_all.py --render-readme    # only the README's figures, from bench/results.md as it is
 
 With valgrind installed (and not --quick), also counts each contestant's instructions per epoch
 (`bench/instructions.py`, about 20 minutes on 2 cores): a measure of the loop's own work that the VM's noise cannot touch.
@@ -8,7 +9,7 @@ With valgrind installed (and not --quick), also counts each contestant's instruc
 Each benchmark runs in its own process (so one's memory does not disturb the other) and hands its
 numbers back as JSON in bench/out/ (git-ignored).
 """
-import argparse, datetime, json, os, platform, shutil, subprocess, sys
+import argparse, datetime, json, os, platform, re, shutil, subprocess, sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -140,13 +141,61 @@ bytes are every widget message of the update (figure and panel), recorded with `
 """
 
 
-def update_readme(md: str) -> None:
-    "Put the results between the README's benchmark markers."
-    readme, start, end = HERE.parent / 'README.md', '<!-- bench:start -->', '<!-- bench:end -->'
-    text = readme.read_text()
-    if start not in text or end not in text: return print('README.md has no benchmark markers; left alone')
-    body = md.split('\n', 1)[1].replace('](overhead.png)', '](bench/overhead.png)').replace('\n### ', '\n#### ').replace('\n## ', '\n### ')
-    readme.write_text(text.split(start)[0] + start + '\n' + body.strip() + '\n' + end + text.split(end)[1])
+def cells(line: str) -> list:
+    "The cells of a markdown table's row."
+    return [c.strip() for c in line.strip().strip('|').split('|')]
+
+
+def rows(text: str, label: str) -> list:
+    "The cells of each table row of `text` whose first cell starts with `label`."
+    return [cells(l) for l in text.splitlines() if l.startswith('| ' + label)]
+
+
+def readme_block(results: str) -> str:
+    "The README's headline figures, read from the text of bench/results.md (their one source)."
+    machine = re.search(r'^Machine: ([^;]+);', results, re.M)
+    date = re.search(r'(\d{4}-\d\d-\d\d) \d\d:\d\d', results)
+    out = [f"Measured on {machine.group(1) if machine else 'an unknown machine'}, {date.group(1) if date else 'on an unknown date'}: "
+           "time per epoch over the hand-written loop's (overhead per batch in µs).", '',
+           '| workload | (b) Runner + AvgStatsCallback | (c) (b) + live plot and panel | peers |', '|---|---:|---:|---|']
+    loops = re.findall(r'^### (\w+): (.*?)\n(.*?)(?=^##)', results + '\n##', re.S | re.M)
+    for name, describe, body in loops:
+        b, c = rows(body, '(b) '), rows(body, '(c) ')
+        if not (b and c): continue
+        peers = ', '.join(f"{r[0].removeprefix('(peer) ').rsplit(' ', 1)[0]} {r[4]}×" for r in rows(body, '(peer) '))
+        out.append(f"| {name}: {describe} | {b[0][4]}× ({b[0][8]} µs) | {c[0][4]}× ({c[0][8]} µs) | {peers or 'not run'} |")
+    ins = re.search(r'^### Instructions per batch.*?(?=^##)', results + '\n##', re.S | re.M)
+    if ins:
+        for name, body in re.findall(r'^(\w+) workload, epochs of.*?\n(.*?)(?=^\w+ workload, epochs of|\Z)', ins.group(0), re.S | re.M):
+            b, c = rows(body, '(b) '), rows(body, '(c) ')
+            if b and c: out += ['', f"Instructions per batch over the hand-written loop ({name} workload): (b) {b[0][2]}, (c) {c[0][2]}."]
+    update = re.search(r'^## One live-plot update.*?(?=^##|\Z)', results, re.S | re.M)
+    if update:
+        sizes = [r for r in rows(update.group(0), '') if re.fullmatch(r'[\d,]+', r[0])]
+        largest = re.search(r'Largest update: ([\d,]+) bytes', update.group(0))
+        if sizes: out += ['', f"One live-plot update with {sizes[-1][0]} batches recorded: {sizes[-1][1]} ms (median)"
+                               + (f"; the largest update sent {largest.group(1)} bytes." if largest else '.')]
+    return '\n'.join(out)
+
+
+MARKS = re.compile(r'(<!-- bench:start -->\n).*?(\n?<!-- bench:end -->)', re.S)
+
+
+def render_readme(results: str) -> None:
+    "Write the headline figures of `results` between the benchmark markers of README.md and of nbs/index.ipynb."
+    block = readme_block(results)
+    fill = lambda text: MARKS.sub(lambda m: m.group(1) + block + '\n<!-- bench:end -->', text)
+    readme = HERE.parent / 'README.md'
+    if not MARKS.search(readme.read_text()): return print('README.md has no benchmark markers; left alone')
+    readme.write_text(fill(readme.read_text()))
+    index = HERE.parent / 'nbs' / 'index.ipynb'
+    nb = json.loads(index.read_text())
+    for cell in nb['cells']:
+        text = ''.join(cell['source'])
+        if cell['cell_type'] == 'markdown' and MARKS.search(text):
+            lines = fill(text).split('\n')
+            cell['source'] = [l + '\n' for l in lines[:-1]] + [lines[-1]]
+    index.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
 
 
 def main(argv=None):
@@ -159,7 +208,10 @@ def main(argv=None):
                     help='use the counts of an earlier `bench/instructions.py --json JSON` run (of the same code) instead of counting again')
     ap.add_argument('--reuse', action='store_true',
                     help='take the timings from bench/out/ (an earlier run of the same code) and only write the results')
+    ap.add_argument('--render-readme', action='store_true',
+                    help="only write the README's headline figures (README.md and nbs/index.ipynb) from bench/results.md as it is")
     a = ap.parse_args(argv)
+    if a.render_readme: return render_readme((HERE / 'results.md').read_text())
     OUT.mkdir(exist_ok=True)
     flags = ['--quick'] if a.quick else []
     if a.reuse:
@@ -184,7 +236,7 @@ def main(argv=None):
                     plot_update.table(upd['rows']) + (plot_update.compare_table(upd['compare']) if 'compare' in upd else ''), upd_note,
                     ' '.join(['python bench/run_all.py', *(sys.argv[1:] if argv is None else argv)]), instructions_md(ins, upd))
     (HERE / 'results.md').write_text(md)
-    update_readme(md)
+    render_readme(md)
     plot(loop, upd, HERE / 'overhead.png', ins)
     print(f"wrote {HERE / 'results.md'} and {HERE / 'overhead.png'}")
 

@@ -31,6 +31,7 @@ class Schedule(partial):
     # `func` is the undecorated `f`, which pickle cannot find by its name: the schedule is made again by `maker`
     def __reduce__(self): return (self.maker, self.args)
 
+# %% ../nbs/05a_anneal.ipynb #a1check
 def _check_schedule(sched: Schedule) -> None:
     "Raise a clear error if `sched` is not a finite real number at the start, middle and end of training."
     for pos in (0., 0.5, 1.):
@@ -41,6 +42,7 @@ def _check_schedule(sched: Schedule) -> None:
         if r is None or not math.isfinite(r):
             raise ValueError(f"{sched!r} is not a finite real number at pos={pos}: {v!r}")
 
+# %% ../nbs/05a_anneal.ipynb #a1ann
 def annealer(f: Callable) -> Callable:
     "Turn `f(start, end, pos)` into `f(start, end)`, which returns the schedule `pos -> value`."
     def _inner(start, end) -> Schedule:
@@ -77,6 +79,7 @@ def cos_1cycle_anneal(start, high, end) -> list:
     "The lesson's one-cycle shape: a cosine from `start` up to `high`, then down to `end`."
     return [sched_cos(start, high), sched_cos(high, end)]
 
+# %% ../nbs/05a_anneal.ipynb #a2pct
 def _check_pcts(pcts: list, scheds: list) -> list:
     "`pcts` as floats; a clear error if they are not one real number >= 0 per schedule, summing to 1."
     if len(pcts) != len(scheds):
@@ -90,10 +93,13 @@ def _check_pcts(pcts: list, scheds: list) -> list:
         if not callable(s): raise TypeError(f"combine_scheds: schedule {s!r} is not callable")
     return reals
 
+# %% ../nbs/05a_anneal.ipynb #a2at
 def _combined(bounds: list, scheds: list, first: int, last: int, pos):
+    "The schedule of `pos`'s piece among `bounds`, at its own position in that piece."
     i = min(max(bisect_right(bounds, pos) - 1, first), last)
     return scheds[i]((pos - bounds[i]) / (bounds[i+1] - bounds[i]))
 
+# %% ../nbs/05a_anneal.ipynb #a2com
 def combine_scheds(pcts: Sequence[float], scheds: Sequence[Callable]) -> Callable:
     "One schedule that runs `scheds[i]` over the fraction `pcts[i]` of training, each from its own 0 to 1."
     scheds = listify(scheds)
@@ -151,6 +157,7 @@ def _per_group(self: ParamScheduler, groups: list) -> list:
                              f"{type(g[self.pname]).__name__}, not a number; a schedule sets numbers only")
     return funcs
 
+# %% ../nbs/05a_anneal.ipynb #a3num
 @patch
 def _number(self: ParamScheduler, v, pos: float) -> float:
     "The value `v` a schedule gave at `pos` as a float; a clear error if it is not a finite real number."

@@ -23,10 +23,11 @@ def get_digits(n_train: int = 4000, copies: int = 6) -> tuple:
     x, y = x[order], y[order]
     return x[:n_train].repeat(copies, 1), y[:n_train].repeat(copies), x[n_train:], y[n_train:]
 
-# %% ../nbs/01_data.ipynb #a1f0c001
+# %% ../nbs/01_data.ipynb #a1f0c0n1
 try: from numpy._core.multiarray import _reconstruct; from numpy._core.numeric import _frombuffer  # numpy 2
 except ImportError: from numpy.core.multiarray import _reconstruct; from numpy.core.numeric import _frombuffer
 
+# %% ../nbs/01_data.ipynb #a1f0c001
 class ArrayUnpickler(pickle.Unpickler):
     "An unpickler that builds only tuples, lists, numbers, strings and numpy arrays; it refuses any other global."
     allowed = {**{(f'numpy.{core}.multiarray', '_reconstruct'): _reconstruct for core in ('core', '_core')},
@@ -52,6 +53,7 @@ def file_digests(path) -> dict:
         for chunk in iter(lambda: f.read(1 << 20), b''): md5.update(chunk); sha1.update(chunk)
     return {'md5': md5.hexdigest(), 'git-sha1': sha1.hexdigest()}
 
+# %% ../nbs/01_data.ipynb #a1f0c0d2
 def check_digests(path, digests: dict, what: Optional[str] = None) -> None:
     "Raise unless one of `digests` (kind -> hex digest) matches the file at `path`."
     got = file_digests(path)
@@ -72,6 +74,7 @@ def _fetch(url: str, dest: Path, max_bytes: int) -> None:
         announced = r.headers.get('Content-Length')
     if announced is not None and n != int(announced): raise OSError(f"got {n:,} of the {int(announced):,} bytes announced")
 
+# %% ../nbs/01_data.ipynb #a1f0c0f3
 def download(url: str, cache_dir: Optional[Path] = None, digests: Optional[dict] = None,
              max_bytes: int = 64 * 2**20) -> Path:
     "Download `url` into `cache_dir` once, check it against `digests`, and return the local path."
@@ -102,12 +105,14 @@ def _describe(o, depth: int = 2) -> str:
         return f"{type(o).__name__}({', '.join(items)})"
     return type(o).__name__
 
+# %% ../nbs/01_data.ipynb #a1f0c0r3
 def _is_xy(p) -> bool:
     "Whether `p` is a pair of inputs (2-D numbers) and as many labels (1-D integers)."
     if not (isinstance(p, (tuple, list)) and len(p) == 2 and all(isinstance(a, np.ndarray) for a in p)): return False
     x, y = p
     return x.ndim == 2 and x.dtype.kind in 'uif' and y.ndim == 1 and y.dtype.kind in 'ui' and len(x) == len(y)
 
+# %% ../nbs/01_data.ipynb #a1f0c0r6
 def read_mnist(path) -> tuple:
     "The `(train, valid, test)` pairs of the lesson's `mnist.pkl.gz` at `path`, unpickled safely and checked."
     try:
@@ -128,6 +133,7 @@ def get_mnist(path: Union[str, Path, None] = None, url: str = MNIST_URL,
     as_tensor = lambda a: torch.from_numpy(np.require(a, requirements='W'))  # a copy only if read-only
     return as_tensor(x_train), as_tensor(y_train).long(), as_tensor(x_valid), as_tensor(y_valid).long()
 
+# %% ../nbs/01_data.ipynb #a1f0c0m2
 def get_data(path: Union[str, Path, None] = None) -> tuple:
     "The lesson's `x_train, y_train, x_valid, y_valid`: the embedded MNIST sample, or MNIST at `path`."
     return get_digits() if path is None else get_mnist(path)

@@ -29,24 +29,35 @@ def demo_setup(mnist: Optional[str] = None, bs: int = 64, lr: float = 0.5, seed:
     run = Runner(cb_funcs=[partial(AvgStatsCallback, accuracy), Recorder, LivePlotCallback])
     return run, learn
 
-# %% ../nbs/10_demo.ipynb #feff89c3
-def main(argv: Optional[list] = None) -> None:
-    "Train the demo; write the live plot as standalone HTML and the history as CSV."
-    p = argparse.ArgumentParser(description=main.__doc__)
+# %% ../nbs/10_demo.ipynb #d10args
+def _parser() -> argparse.ArgumentParser:
+    "The command line of `callbacks_widget_demo`."
+    p = argparse.ArgumentParser(description="Train the demo; write the live plot as standalone HTML and the history as CSV.")
     p.add_argument('--epochs', type=int, default=3, help='epochs of the first fit')
     p.add_argument('--fits', type=int, default=2, help='fits in a row; avg_stats is switched off before the last')
     p.add_argument('--out', default='demo_output', help='folder for live_plot.html and history.csv')
     p.add_argument('--mnist', default=None, help="path to the lesson's mnist.pkl.gz (default: embedded digits)")
+    return p
+
+# %% ../nbs/10_demo.ipynb #d10fits1
+def _fit_demo(run: Runner, learn: Learner, epochs: int, fits: int) -> None:
+    "`fits` fits of `learn` in a row: the first of `epochs` epochs, then one each; avg_stats off for the last."
+    for k in range(fits):
+        if k and k == fits - 1:
+            run.avg_stats.enabled = False
+            print('avg_stats switched off for the last fit')
+        print(f'fit {k + 1}/{fits}')
+        run.fit(epochs if k == 0 else 1, learn)
+
+# %% ../nbs/10_demo.ipynb #feff89c3
+def main(argv: Optional[list] = None) -> None:
+    "Train the demo; write the live plot as standalone HTML and the history as CSV."
+    p = _parser()
     args = p.parse_args(argv)
     if args.epochs < 1 or args.fits < 1: p.error('--epochs and --fits must be at least 1')
     try: run, learn = demo_setup(args.mnist)
     except (OSError, ValueError) as e: p.error(str(e))
-    for k in range(args.fits):
-        if k and k == args.fits - 1:
-            run.avg_stats.enabled = False
-            print('avg_stats switched off for the last fit')
-        print(f'fit {k + 1}/{args.fits}')
-        run.fit(args.epochs if k == 0 else 1, learn)
+    _fit_demo(run, learn, args.epochs, args.fits)
     out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
     html, csv = run.live_plot.save_html(out/'live_plot.html'), run.live_plot.history.to_csv(out/'history.csv')
     print(f"live plot: {html} ({html.stat().st_size // 1000} kB, works offline)\nhistory:   {csv}")

@@ -19,12 +19,14 @@ def one_batch(xb, yb, cb):
     if cb.after_backward(): cb.learn.opt.step()
     if cb.after_step(): cb.learn.opt.zero_grad()
 
+# %% ../nbs/03_handler.ipynb #h3all1
 def all_batches(dl, cb):
     "Run `one_batch` over `dl` until `cb` says stop."
     for xb, yb in dl:
         one_batch(xb, yb, cb)
         if cb.do_stop(): return
 
+# %% ../nbs/03_handler.ipynb #h3fit1
 def fit(epochs: int, learn, cb) -> None:
     "Train `learn` for `epochs`, driven by the `CallbackHandler` `cb`."
     check_fit_args(epochs, learn)

@@ -20,6 +20,7 @@ def check_learner_parts(model, opt, loss_func, where: str = 'Learner') -> None:
     if opt is not None and not all(callable(getattr(opt, k, None)) for k in ('step', 'zero_grad')):
         raise TypeError(f"{where}: opt must have step() and zero_grad() (a torch.optim optimizer), got {reprlib.repr(opt)}")
 
+# %% ../nbs/02_learner.ipynb #l2learner
 class Learner():
     "The model, optimizer, loss function and data of one training job."
     def __init__(self, model, opt, loss_func, data):

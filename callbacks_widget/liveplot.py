@@ -17,7 +17,7 @@ import traitlets
 from .core import patch
 from .runner import Callback
 from .history import History, Recorder
-from .panel import CallbackPanel, _take_clicks_during_fits
+from .panel import CallbackPanel, take_clicks_during_fits
 from .figure import AUTOSCALE, LiveFigure, columns_trait
 from .picture import text_table
 from .views import *
@@ -76,7 +76,7 @@ class LivePlotCallback(Callback):
 def _view_buttons(self: LivePlotCallback) -> widgets.ToggleButtons:
     buttons = widgets.ToggleButtons(options=[(VIEW_LABELS[v], v) for v in VIEWS], value=self.fig.view,
                                     style=dict(button_width='110px'))
-    _take_clicks_during_fits(buttons)
+    take_clicks_during_fits(buttons)
     buttons.observe(lambda change: self._view_clicked(change['new']), 'value')
     return buttons
 

@@ -9,6 +9,7 @@ __all__ = ['random_state', 'set_random_state', 'RestartCallback']
 import random, weakref
 import numpy as np
 import torch
+from .core import patch
 from .runner import Callback
 from .lr_finder import save_state, restore_state
 
@@ -19,6 +20,7 @@ def random_state() -> dict:
     if torch.cuda.is_available() and torch.cuda.is_initialized(): state['cuda'] = torch.cuda.get_rng_state_all()
     return state
 
+# %% ../nbs/05c_restart.ipynb #c1rng2
 def set_random_state(state: dict) -> None:
     "Put back the random number generators' state from `random_state`."
     random.setstate(state['random'])
@@ -27,10 +29,6 @@ def set_random_state(state: dict) -> None:
     if 'cuda' in state: torch.cuda.set_rng_state_all(state['cuda'])
 
 # %% ../nbs/05c_restart.ipynb #c2class
-def _keeps_state(cb: Callback) -> bool:
-    "Whether `cb` keeps training state across fits, given by `state_dict()` and taken back by `load_state_dict(state)`."
-    return callable(getattr(type(cb), 'state_dict', None)) and callable(getattr(type(cb), 'load_state_dict', None))
-
 class RestartCallback(Callback):
     "When enabled, each fit starts from the weights, optimizer state (and random numbers) of its learner's first fit."
     _order, _enabled = -10, False
@@ -48,15 +46,6 @@ class RestartCallback(Callback):
         super().set_runner(run)
         if getattr(run, 'learn', None) is not None: self._remember(run.learn)
 
-    def _remember(self, learn) -> None:
-        "Save the state of the learner's model and optimizer, and of the callbacks that keep some, if new to this callback."
-        for o in (learn.model, learn.opt):
-            if o not in self._states: self._states[o] = save_state(o)
-        if learn.model not in self._rngs: self._rngs[learn.model] = random_state()
-        if learn.model not in self._callbacks:
-            cbs = self.run.cbs if self.run is not None else ()
-            self._callbacks[learn.model] = [(cb, cb.state_dict()) for cb in cbs if _keeps_state(cb)]
-
     def begin_fit(self):
         learn = self.learn
         self._remember(learn)
@@ -66,10 +55,24 @@ class RestartCallback(Callback):
         if self.rng: set_random_state(self._rngs[learn.model])
         self.restarts += 1
 
-    def __getstate__(self):
-        # the saved starts belong to live objects of this session: a copy or a pickle starts without them
-        return {k: v for k, v in self.__dict__.items() if k not in ('_states', '_rngs', '_callbacks')}
+    def __getstate__(self): return {k: v for k, v in self.__dict__.items() if k not in ('_states', '_rngs', '_callbacks')}
 
     def __setstate__(self, state):
         self.__dict__.update(state)
         self.forget()
+
+# %% ../nbs/05c_restart.ipynb #c2keep
+def _keeps_state(cb: Callback) -> bool:
+    "Whether `cb` keeps training state across fits, given by `state_dict()` and taken back by `load_state_dict(state)`."
+    return callable(getattr(type(cb), 'state_dict', None)) and callable(getattr(type(cb), 'load_state_dict', None))
+
+# %% ../nbs/05c_restart.ipynb #c2rem
+@patch
+def _remember(self: RestartCallback, learn) -> None:
+    "Save the state of the learner's model and optimizer, and of the callbacks that keep some, if new to this callback."
+    for o in (learn.model, learn.opt):
+        if o not in self._states: self._states[o] = save_state(o)
+    if learn.model not in self._rngs: self._rngs[learn.model] = random_state()
+    if learn.model not in self._callbacks:
+        cbs = self.run.cbs if self.run is not None else ()
+        self._callbacks[learn.model] = [(cb, cb.state_dict()) for cb in cbs if _keeps_state(cb)]

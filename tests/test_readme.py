@@ -1,13 +1,14 @@
 "The README does what it says: its Quick start runs as written, its commands are right, and it is the text of nbs/index.ipynb."
-import difflib, json, os, re, shutil, subprocess
+import difflib, importlib.util, json, os, re, shutil, subprocess
 from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT/'README.md').read_text()
 INDEX, DEMO = ROOT/'nbs'/'index.ipynb', ROOT/'nbs'/'10_demo.ipynb'
-# bench/run_all.py rewrites this part of README.md only, so it is left out of the comparison with index.ipynb
-BENCH = re.compile(r'<!-- bench:start -->.*<!-- bench:end -->', re.S)
+RESULTS = ROOT/'bench'/'results.md'
+# the README's benchmark figures: bench/run_all.py writes them here, in README.md and nbs/index.ipynb, from bench/results.md
+BENCH = re.compile(r'<!-- bench:start -->\n(.*?)\n<!-- bench:end -->', re.S)
 
 
 def cells(path): return json.loads(Path(path).read_text())['cells']
@@ -47,9 +48,49 @@ def test_index_has_the_same_quick_start():
 
 
 def test_index_is_the_readme():
-    want, got = BENCH.sub('', README), BENCH.sub('', as_readme(INDEX))
+    want, got = README, as_readme(INDEX)
     diff = ''.join(difflib.unified_diff(want.splitlines(True), got.splitlines(True), 'README.md', 'nbs/index.ipynb'))
     assert not diff, f"README.md and nbs/index.ipynb differ; edit both:\n{diff}"
+
+
+def test_read_more_names_every_notebook():
+    "The README points to the chapters by name: every notebook of nbs/, and none that is not there."
+    m = re.search(r'^## Read more\n(.*?)(?=^## |\Z)', README, re.S | re.M)
+    assert m, "README.md has no '## Read more' section"
+    named = set(re.findall(r'`(\d\d\w*)`', m.group(1)))
+    assert named == {p.stem for p in (ROOT/'nbs').glob('*.ipynb')} - {'index'}
+
+
+def run_all():
+    "bench/run_all.py as a module."
+    spec = importlib.util.spec_from_file_location('run_all', ROOT/'bench'/'run_all.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_figures_are_those_of_bench_results():
+    "The README's benchmark figures are rendered from bench/results.md, their one source, and copy its numbers."
+    block, results = BENCH.search(README).group(1), RESULTS.read_text()
+    assert block == run_all().readme_block(results), "README.md's figures differ from bench/results.md's: run `python bench/run_all.py --render-readme`"
+    numbers = re.findall(r'[-+]?\d[\d,]*\.\d+|\d{1,3}(?:,\d{3})+', block)
+    assert len(numbers) >= 6 and all(n in results for n in numbers), [n for n in numbers if n not in results]
+
+
+def test_render_readme_writes_both_readme_and_index(tmp_path):
+    "`run_all.py --render-readme` on a changed results.md: README.md and nbs/index.ipynb show the new figures and still agree."
+    (tmp_path/'bench').mkdir(); (tmp_path/'nbs').mkdir()
+    (tmp_path/'README.md').write_text(README)
+    (tmp_path/'nbs'/'index.ipynb').write_text(INDEX.read_text())
+    changed = RESULTS.read_text().replace('| 1.043 |', '| 1.999 |', 1)
+    (tmp_path/'bench'/'results.md').write_text(changed)
+    module = run_all()
+    module.HERE = tmp_path/'bench'
+    module.main(['--render-readme'])
+    readme = (tmp_path/'README.md').read_text()
+    assert '1.999×' in BENCH.search(readme).group(1) and '1.043×' not in readme
+    assert readme == as_readme(tmp_path/'nbs'/'index.ipynb')
+    assert readme.replace('1.999×', '1.043×') == README
 
 
 def _fake(path: Path, body: str):
