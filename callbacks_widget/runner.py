@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['EVENTS', 'CancelTrainException', 'CancelEpochException', 'CancelBatchException', 'Callback', 'AlwaysOn',
-           'TrainEvalCallback', 'Runner', 'with_required', 'TestCallback']
+           'TrainEvalCallback', 'Runner', 'TestCallback']
 
 # %% ../nbs/04_runner.ipynb #f7532bb4
 import re

@@ -11,7 +11,9 @@ from callbacks_widget.data import DataBunch, Dataset, get_data, get_dls
 from callbacks_widget.learner import Learner, accuracy, get_model
 from callbacks_widget.runner import Callback, Runner
 from callbacks_widget.stats import AvgStatsCallback, HostScalars, Recorder
-from callbacks_widget.distributed import DeviceCallback, MixedPrecisionCallback, ScaledOptimizer, check_rank_device
+from callbacks_widget.devices import DeviceCallback
+from callbacks_widget.precision import MixedPrecisionCallback, ScaledOptimizer
+from callbacks_widget.distributed import check_rank_device
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
 ROOT = Path(__file__).resolve().parents[1]

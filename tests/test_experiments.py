@@ -321,7 +321,7 @@ def test_restart_with_rng_gives_the_same_losses_without_seeding():
 
 def test_restart_with_a_float16_grad_scaler_a_schedule_and_early_stopping_gives_equal_fits():
     # a real GradScaler runs on the CPU here (torch.amp.GradScaler('cpu')); its scale falls from 65,536 in the first fit
-    from callbacks_widget.distributed import MixedPrecisionCallback
+    from callbacks_widget.precision import MixedPrecisionCallback
     learn = make_learner(n_train=512)
     run = Runner(cbs=[ParamScheduler('lr', sched_cos(1., 0.3)), EarlyStoppingCallback(patience=1)],
                  cb_funcs=[RestartCallback, partial(MixedPrecisionCallback, torch.float16), Recorder])
