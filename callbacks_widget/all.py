@@ -10,6 +10,8 @@ from functools import partial
 import torch
 from torch import nn, optim
 import torch.nn.functional as F
+
+# %% ../nbs/99_all.ipynb #al04
 from .core import *
 from .data import *
 from .learner import *

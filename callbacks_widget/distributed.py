@@ -11,9 +11,7 @@ from contextlib import ExitStack, redirect_stdout
 from typing import Optional
 import torch
 import torch.distributed as dist
-# imported before any group exists: its functions take `group=group.WORLD` as a default argument, so an import after
-# `init_process_group` (DDP's constructor does one) would keep the first default group alive for ever
-if dist.is_available(): import torch.distributed.nn
+if dist.is_available(): import torch.distributed.nn   # before any group exists: see Leaving the process
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import BatchSampler, DataLoader, DistributedSampler
 from .core import patch
@@ -32,6 +30,7 @@ def loader_like(dl: DataLoader, indices) -> DataLoader:
     return DataLoader(dl.dataset, sampler=BatchSampler(indices, dl.sampler.batch_size, dl.sampler.drop_last),
                       batch_size=None, **kw)
 
+# %% ../nbs/09b_distributed.ipynb #di20
 def shard(n: int, rank: int, world_size: int) -> range:
     "The contiguous part of `range(n)` for process `rank` of `world_size` (sizes differ by at most one)."
     return range(n * rank // world_size, n * (rank + 1) // world_size)
@@ -80,6 +79,7 @@ def _check_group() -> None:
                            "with `torchrun --nproc_per_node=N script.py` and call "
                            "torch.distributed.init_process_group() before making the Runner")
 
+# %% ../nbs/09b_distributed.ipynb #di21
 def _tensors(out) -> list:
     "The tensors of a model's output that need a gradient."
     outs = out if isinstance(out, (tuple, list)) else out.values() if isinstance(out, dict) else [out]
@@ -101,21 +101,30 @@ class DistributedCallback(AlwaysOn, Callback):
         self._resync = False   # after a fit the processes left part-way, their optimizer states differ
         self._new_fit()
 
-    def _new_fit(self):
-        self._left = self._pass_ended = self._cancelled = False
-        self._stage, self._out, self._stepped, self._skipped, self._batches = None, None, True, 0, 0
-
     @property
     def control(self):
         "The Gloo group of the votes (None: the default group); held weakly, so that `destroy_process_group` ends it."
         return self._control() if self._control is not None else None
 
-    def _make_control(self):
-        if dist.get_backend() != 'gloo' and self.control is None: self._control = weakref.ref(dist.new_group(backend='gloo'))
-
     def set_runner(self, run):
         super().set_runner(run)
         if run.in_fit: self._agree_on_callbacks()
+
+    def after_batch(self):
+        if self.in_train: self._finish_batch()
+
+    def after_cancel_train(self):
+        if not self._left: self._cancelled = True   # cancelled here, not by a vote
+
+# %% ../nbs/09b_distributed.ipynb #di28
+@patch
+def _new_fit(self: DistributedCallback):
+    self._left = self._pass_ended = self._cancelled = False
+    self._stage, self._out, self._stepped, self._skipped, self._batches = None, None, True, 0, 0
+
+@patch
+def _make_control(self: DistributedCallback):
+    if dist.get_backend() != 'gloo' and self.control is None: self._control = weakref.ref(dist.new_group(backend='gloo'))
 
 # %% ../nbs/09b_distributed.ipynb #di05
 @patch
@@ -136,13 +145,20 @@ def _agree_on_callbacks(self: DistributedCallback) -> None:
 # %% ../nbs/09b_distributed.ipynb #c9d0a041
 @patch
 def _vote(self: DistributedCallback, code: int) -> None:
-    "Vote `code` with every process; leave the fit as the votes say (see above)."
+    "Vote `code` with every process, and do as the votes say."
     rank, world = dist.get_rank(), dist.get_world_size()
     ballot = [0] * (2 * world)
     ballot[2*rank], ballot[2*rank + 1], self._skipped = code, self._skipped, 0
     ballot = torch.tensor(ballot)
     dist.all_reduce(ballot, group=self.control)
     codes, skipped = ballot[0::2].tolist(), ballot[1::2].tolist()
+    self._decide(code, codes, skipped)
+
+# %% ../nbs/09b_distributed.ipynb #di25
+@patch
+def _decide(self: DistributedCallback, code: int, codes: list, skipped: list) -> None:
+    "Leave the fit as the votes `codes` (and the skipped steps) say; this process voted `code`."
+    world = len(codes)
     top, diverged = max(codes), 0 < sum(skipped) < world
     if top >= _CANCEL or diverged or top == _END_FIT and min(codes) != _END_FIT: self._resync = True
     if top >= _CANCEL: return self._follow(code, codes)
@@ -176,6 +192,19 @@ def _follow(self: DistributedCallback, code: int, codes: list) -> None:
     print(f"DistributedCallback: {'; '.join(map(say, others))}; every process cancelled")
     raise CancelTrainException('; '.join(map(say, others)))
 
+# %% ../nbs/09b_distributed.ipynb #di26
+@patch
+def _check_devices(self: DistributedCallback):
+    "Check the model's device for this process, vote, and check the GPUs of all processes; this process's GPU (None off CUDA)."
+    device = next(self.plain.parameters()).device
+    cuda = check_rank_device(device, local_rank(), torch.cuda.device_count() if device.type == 'cuda' else 0,
+                             dist.get_backend())
+    if cuda is not None and torch.cuda.current_device() != cuda: torch.cuda.set_device(cuda)
+    self._reduce_on = device if 'nccl' in dist.get_backend() else torch.device('cpu')
+    self._vote(_GO)
+    if cuda is not None: self._check_distinct_gpus(cuda)
+    return cuda
+
 # %% ../nbs/09b_distributed.ipynb #c9d0a043
 @patch
 def begin_fit(self: DistributedCallback):
@@ -184,13 +213,7 @@ def begin_fit(self: DistributedCallback):
     undo.callback(setattr, learn, 'model', learn.model)
     undo.callback(setattr, learn, 'data', learn.data)
     self.plain = learn.model
-    device = next(self.plain.parameters()).device
-    cuda = check_rank_device(device, local_rank(), torch.cuda.device_count() if device.type == 'cuda' else 0,
-                             dist.get_backend())
-    if cuda is not None and torch.cuda.current_device() != cuda: torch.cuda.set_device(cuda)
-    self._reduce_on = device if 'nccl' in dist.get_backend() else torch.device('cpu')
-    self._vote(_GO)
-    if cuda is not None: self._check_distinct_gpus(cuda)
+    cuda = self._check_devices()
     self.ddp = DistributedDataParallel(self.plain, device_ids=[cuda] if cuda is not None else None)
     undo.callback(setattr, self, 'ddp', None)   # its gradient buckets are the size of the model
     undo.callback(_let_go, self.ddp)
@@ -199,7 +222,13 @@ def begin_fit(self: DistributedCallback):
     self.ddp.register_forward_hook(self._after_forward)
     if hasattr(learn.opt, 'register_step_post_hook'):
         undo.callback(learn.opt.register_step_post_hook(self._on_step).remove)
-    data = learn.data = copy.copy(learn.data)
+    self._shard_data(rank, world_size)
+
+# %% ../nbs/09b_distributed.ipynb #di24
+@patch
+def _shard_data(self: DistributedCallback, rank: int, world_size: int) -> None:
+    "Give the learner, for this fit, loaders of this process's part of its data."
+    data = self.learn.data = copy.copy(self.learn.data)
     self.sampler = DistributedSampler(data.train_dl.dataset, world_size, rank, shuffle=True, seed=self.seed)
     data.train_dl = loader_like(data.train_dl, self.sampler)
     data.valid_dl = loader_like(data.valid_dl, shard(len(data.valid_dl.dataset), rank, world_size))
@@ -217,6 +246,7 @@ def _to_cpu(o):
     if isinstance(o, (list, tuple)): return type(o)(_to_cpu(v) for v in o)
     return o
 
+# %% ../nbs/09b_distributed.ipynb #di22
 @patch
 def _sync_optimizer(self: DistributedCallback) -> None:
     "Give every process rank 0's optimizer state and no gradients (DDP gives them rank 0's weights)."
@@ -246,6 +276,7 @@ def _before_forward(self: DistributedCallback, module, args):
     self._vote(_GO)
     self._stage, self._stepped = 'forward', False
 
+# %% ../nbs/09b_distributed.ipynb #di23
 @patch
 def _after_forward(self: DistributedCallback, module, args, out):
     self._stage, self._out = 'backward', _tensors(out)
@@ -278,10 +309,6 @@ def begin_epoch(self: DistributedCallback):
     self.learn.model = self.ddp
 
 @patch
-def after_batch(self: DistributedCallback):
-    if self.in_train: self._finish_batch()
-
-@patch
 def begin_validate(self: DistributedCallback):
     if not self._pass_ended: self._vote(_END_PASS)
     for b in self.plain.buffers(): dist.broadcast(b, src=0)   # rank 0's BatchNorm statistics on every process
@@ -297,9 +324,14 @@ def after_epoch(self: DistributedCallback):
     if rec in run.running and hasattr(rec, 'valid'): stats.append(rec.valid)
     all_reduce_stats(stats, self._reduce_on)
 
+# %% ../nbs/09b_distributed.ipynb #di29
 @patch
-def after_cancel_train(self: DistributedCallback):
-    if not self._left: self._cancelled = True   # cancelled here, not by a vote
+def _why_leaving(self: DistributedCallback, e) -> dict:
+    "Which process leaves, where and why (`e`: its error; None: it cancelled), for the others' messages."
+    where = f"training batch {self._batches}" if getattr(self.run, 'in_train', True) else 'validation'
+    what = (f"failed: {type(e).__name__}: {e}" + ''.join(f" ({n})" for n in getattr(e, '__notes__', ()))
+            if e is not None else 'cancelled the fit')
+    return dict(rank=dist.get_rank(), what=what, epoch=getattr(self.run, 'epoch', 0), where=where)
 
 # %% ../nbs/09b_distributed.ipynb #c9d0a055
 @patch
@@ -308,10 +340,7 @@ def after_fit(self: DistributedCallback):
         if not self._left:
             e = self.run.error
             code = _FAIL if e is not None else _CANCEL if self._cancelled else _END_FIT
-            where = f"training batch {self._batches}" if getattr(self.run, 'in_train', True) else 'validation'
-            what = (f"failed: {type(e).__name__}: {e}" + ''.join(f" ({n})" for n in getattr(e, '__notes__', ()))
-                    if e is not None else 'cancelled the fit')
-            self._reason = dict(rank=dist.get_rank(), what=what, epoch=getattr(self.run, 'epoch', 0), where=where)
+            self._reason = self._why_leaving(e)
             self._finish_batch()
             self._vote(code)
     finally: self._undo.close()

@@ -37,38 +37,46 @@ class MixedPrecisionCallback(Callback):
             raise ValueError(f"MixedPrecisionCallback: dtype must be torch.bfloat16 or torch.float16, got {dtype!r}")
         self.dtype, self.scaler, self._autocast, self._undo = dtype, None, None, ExitStack()
 
-    def begin_fit(self):
-        self.device_type = next(self.model.parameters()).device.type
-        if self.dtype != torch.float16: return
-        if self.scaler is None: self.scaler = torch.amp.GradScaler(self.device_type)
-        learn = self.learn
-        self._undo.callback(setattr, learn, 'opt', learn.opt)
-        learn.opt = ScaledOptimizer(learn.opt, self.scaler)
-
-    def begin_batch(self):
-        self._exit_autocast()
-        self._autocast = torch.autocast(self.device_type, dtype=self.dtype)
-        self._autocast.__enter__()
-
-    def after_loss(self):
-        self._exit_autocast()
-        if self.scaler is None or not self.in_train: return
-        loss = self.run.loss
-        scaled = self.scaler.scale(loss.float())
-        self.run.loss = loss.detach().float() + (scaled - scaled.detach())   # the loss's value, the scaled loss's gradient
-
-    def after_backward(self):
-        if self.scaler is not None: self.scaler.unscale_(self.opt.opt)
-
-    def after_batch(self): self._exit_autocast()
-
-    def after_fit(self):
-        try: self._exit_autocast()
-        finally: self._undo.close()
-
     def _exit_autocast(self):
         ac, self._autocast = self._autocast, None
         if ac is not None: ac.__exit__(None, None, None)
+
+# %% ../nbs/09a_precision.ipynb #pr08
+@patch
+def begin_fit(self: MixedPrecisionCallback):
+    self.device_type = next(self.model.parameters()).device.type
+    if self.dtype != torch.float16: return
+    if self.scaler is None: self.scaler = torch.amp.GradScaler(self.device_type)
+    learn = self.learn
+    self._undo.callback(setattr, learn, 'opt', learn.opt)
+    learn.opt = ScaledOptimizer(learn.opt, self.scaler)
+
+@patch
+def after_fit(self: MixedPrecisionCallback):
+    try: self._exit_autocast()
+    finally: self._undo.close()
+
+# %% ../nbs/09a_precision.ipynb #pr10
+@patch
+def begin_batch(self: MixedPrecisionCallback):
+    self._exit_autocast()
+    self._autocast = torch.autocast(self.device_type, dtype=self.dtype)
+    self._autocast.__enter__()
+
+@patch
+def after_loss(self: MixedPrecisionCallback):
+    self._exit_autocast()
+    if self.scaler is None or not self.in_train: return
+    loss = self.run.loss
+    scaled = self.scaler.scale(loss.float())
+    self.run.loss = loss.detach().float() + (scaled - scaled.detach())   # the loss's value, the scaled loss's gradient
+
+@patch
+def after_backward(self: MixedPrecisionCallback):
+    if self.scaler is not None: self.scaler.unscale_(self.opt.opt)
+
+@patch
+def after_batch(self: MixedPrecisionCallback): self._exit_autocast()
 
 # %% ../nbs/09a_precision.ipynb #pr06
 @patch
