@@ -6,7 +6,7 @@
 __all__ = ['listify', 'camel2snake', 'scalar', 'patch']
 
 # %% ../nbs/00_core.ipynb #3bca72a7
-import re
+import re, sys, builtins
 from typing import Any, Iterable
 
 # %% ../nbs/00_core.ipynb #4f2d1e0c
@@ -34,6 +34,10 @@ def scalar(t):
 
 # %% ../nbs/00_core.ipynb #6bb2e009
 def patch(f):
-    "Add `f` to the class its `self` is annotated with, under `f`'s name (fastcore's `patch`, without the dependency)."
-    setattr(f.__annotations__['self'], f.__name__, f)
-    return f
+    "Add `f` to the class its `self` is annotated with, named `Class.name`; the caller keeps what it had under `f`'s name."
+    cls, name = f.__annotations__['self'], f.__name__
+    f.__qualname__ = f"{cls.__qualname__}.{name}"
+    f.__code__ = f.__code__.replace(co_qualname=f.__qualname__)   # what a frame in a traceback reads
+    setattr(cls, name, f)
+    before = sys._getframe(1).f_globals
+    return before.get(name, getattr(builtins, name, None))

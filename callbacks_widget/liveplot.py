@@ -58,7 +58,7 @@ def _check_args(every, max_points, beta) -> None:
 # %% ../nbs/08_liveplot.ipynb #a531df01
 class LivePlotCallback(Callback):
     "Live plotly loss curves of the runner's record, and a `CallbackPanel` of its callbacks."
-    _order, requires = 20, (Recorder,)
+    _order, requires, only_on_rank0 = 20, (Recorder,), True   # under DDP the other processes draw nothing
 
     def __init__(self, every: float = 0.3, max_points: int = 1000, beta: float = None, height: int = 560):
         _check_args(every, max_points, beta)

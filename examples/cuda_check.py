@@ -20,7 +20,9 @@ from callbacks_widget.learner import Learner, accuracy, get_model
 from callbacks_widget.runner import Callback, Runner
 from callbacks_widget.stats import AvgStatsCallback
 from callbacks_widget.history import Recorder
-from callbacks_widget.distributed import DeviceCallback, DistributedCallback, MixedPrecisionCallback
+from callbacks_widget.devices import DeviceCallback
+from callbacks_widget.precision import MixedPrecisionCallback
+from callbacks_widget.distributed import DistributedCallback
 
 DEVICE = 'cuda' if torch.cuda.is_available() else 'cpu'
 

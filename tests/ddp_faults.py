@@ -20,7 +20,8 @@ from callbacks_widget.learner import Learner, accuracy
 from callbacks_widget.runner import Callback, CancelBatchException, CancelTrainException, Runner
 from callbacks_widget.stats import AvgStatsCallback
 from callbacks_widget.history import Recorder
-from callbacks_widget.distributed import DeviceCallback, DistributedCallback
+from callbacks_widget.devices import DeviceCallback
+from callbacks_widget.distributed import DistributedCallback
 
 
 class Bomb(nn.Module):

@@ -13,7 +13,9 @@ from callbacks_widget.runner import Callback, Runner
 from callbacks_widget.stats import AvgStatsCallback
 from callbacks_widget.arrays import HostScalars
 from callbacks_widget.history import Recorder
-from callbacks_widget.distributed import DeviceCallback, MixedPrecisionCallback, ScaledOptimizer, check_rank_device
+from callbacks_widget.devices import DeviceCallback
+from callbacks_widget.precision import MixedPrecisionCallback, ScaledOptimizer
+from callbacks_widget.distributed import check_rank_device
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
 ROOT = Path(__file__).resolve().parents[1]

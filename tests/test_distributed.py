@@ -99,6 +99,49 @@ def test_all_reduce_stats_of_one_process_keeps_them(group):
     s.tot_loss, s.tot_mets, s.count = 3.5, [1.25], 7
     all_reduce_stats([s])
     assert (s.tot_loss, s.tot_mets, s.count) == (3.5, [1.25], 7)
+    all_reduce_stats([])   # no stats (no AvgStatsCallback, no recorder): no collective
+
+
+class ValidRecord(Callback):
+    "Stands in for the runner's record: named `recorder`, it keeps the validation loss of each epoch in `valid`."
+    _order = 5
+    def __init__(self): self.valid, self.epochs = AvgStats([], in_train=False), []
+    @property
+    def name(self): return 'recorder'
+    def begin_epoch(self): self.valid.reset()
+    def after_loss(self):
+        if not self.in_train: self.valid.accumulate(self.run)
+    def after_epoch(self): self.epochs.append((self.valid.tot_loss, self.valid.count))
+
+
+def test_the_recorders_validation_stats_are_reduced_with_the_avg_stats_before_it_records(group, learn, monkeypatch):
+    from callbacks_widget import distributed
+    reduced, real = [], distributed.all_reduce_stats
+    monkeypatch.setattr(distributed, 'all_reduce_stats', lambda stats, *a, **kw: (reduced.append(list(stats)), real(stats, *a, **kw))[1])
+    run = Runner(cb_funcs=[DistributedCallback, partial(AvgStatsCallback, accuracy), ValidRecord])
+    run.fit(2, learn)
+    assert [len(r) for r in reduced] == [3, 3]
+    assert all(r[-1] is run.recorder.valid and r[1] is run.avg_stats.valid_stats for r in reduced)
+    n = len(learn.data.valid_ds)
+    assert [c for _, c in run.recorder.epochs] == [n, n]   # recorded after the reduction: every process's items
+    assert run.recorder.valid.avg_stats[0] == pytest.approx(run.avg_stats.valid_stats.avg_stats[0])
+    run.recorder.enabled = False   # a record that does not run this fit is not reduced (it was not reset either)
+    run.fit(1, learn)
+    assert len(reduced[-1]) == 2
+
+
+def test_callbacks_only_on_rank0_are_switched_off_elsewhere(group, learn, monkeypatch):
+    class Draws(Callback): only_on_rank0 = True
+    class Prints(Callback): pass
+    monkeypatch.setattr(dist, 'get_rank', lambda group=None: 1)   # as on the second process
+    monkeypatch.setattr(DistributedCallback, 'rank0_only', (Prints,))
+    run = Runner(cb_funcs=[DistributedCallback, Draws, Prints, Recorder])
+    run.distributed.set_runner(run)
+    run.in_fit = True
+    run.distributed._agree_on_callbacks()
+    assert run.fit_switches == {'train_eval': True, 'distributed': True, 'draws': False, 'prints': False, 'recorder': True}
+    assert not run.draws.enabled and not run.prints.enabled and run.recorder.enabled
+    assert Callback.only_on_rank0 is False
 
 
 def test_no_ddp_wrapper_is_left_after_a_fit(group, learn):

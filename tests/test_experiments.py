@@ -322,7 +322,7 @@ def test_restart_with_rng_gives_the_same_losses_without_seeding():
 
 def test_restart_with_a_float16_grad_scaler_a_schedule_and_early_stopping_gives_equal_fits():
     # a real GradScaler runs on the CPU here (torch.amp.GradScaler('cpu')); its scale falls from 65,536 in the first fit
-    from callbacks_widget.distributed import MixedPrecisionCallback
+    from callbacks_widget.precision import MixedPrecisionCallback
     learn = make_learner(n_train=512)
     run = Runner(cbs=[ParamScheduler('lr', sched_cos(1., 0.3)), EarlyStoppingCallback(patience=1)],
                  cb_funcs=[RestartCallback, partial(MixedPrecisionCallback, torch.float16), Recorder])
@@ -421,7 +421,7 @@ def test_restart_and_lr_find_with_a_model_that_moved_to_the_gpu():
 import csv, threading
 import numpy as np
 from callbacks_widget.history import History, fit_name
-from callbacks_widget.liveplot import COMPARE_FITS, COMPARE_POINTS
+from callbacks_widget.views import COMPARE_FITS, COMPARE_POINTS
 
 
 def live(*cbs, **kw):

@@ -4,6 +4,7 @@ from functools import partial
 import pytest, torch
 from callbacks_widget.all import *
 from callbacks_widget import handler
+from callbacks_widget.dispatch import TIME_EVERY, Dispatch
 from conftest import make_learner
 
 
@@ -188,14 +189,16 @@ def test_callback_names_and_attributes():
 
 def test_dispatch_is_compiled_once_per_fit(learn, monkeypatch):
     calls = []
-    original = Runner._compile
-    monkeypatch.setattr(Runner, '_compile', lambda self: (calls.append(1), original(self)))
+    original = Dispatch.compile
+    monkeypatch.setattr(Dispatch, 'compile', lambda self: (calls.append(1), original(self))[1])
     run = Runner(cb_funcs=Trace)
     calls.clear()
     run.fit(2, learn)
     assert calls == [1]
-    assert run._hooks['after_step'] == (((1, run.trace.after_step),), TIME_EVERY)
-    assert run._hooks['after_epoch'] == (((1, run.trace.after_epoch),), 1)
+    hooks = run.dispatch.hooks
+    assert (hooks['after_step'].hooks, hooks['after_step'].every) == (((1, run.trace.after_step),), TIME_EVERY)
+    assert (hooks['after_epoch'].hooks, hooks['after_epoch'].every) == (((1, run.trace.after_epoch),), 1)
+    assert hooks['after_batch'].hooks == ((0, run.train_eval.after_batch), (1, run.trace.after_batch))
 
 
 def test_each_callbacks_events_are_read_once_a_fit(learn, monkeypatch):
@@ -206,7 +209,7 @@ def test_each_callbacks_events_are_read_once_a_fit(learn, monkeypatch):
     reads.clear()
     run.fit(1, learn)
     assert sorted(reads) == ['avg_stats', 'trace', 'train_eval']   # once each, not once per event
-    assert run._hooks['after_pred'] == (((1, run.trace.after_pred),), TIME_EVERY)
+    assert run.dispatch.hooks['after_pred'].hooks == ((1, run.trace.after_pred),)
 
 
 def test_avg_stats_metrics_run_without_grad_and_leave_it_on_when_one_raises(learn):
@@ -245,9 +248,9 @@ def test_cb_seconds_measure_time_in_hooks():
 
 
 def test_batch_hooks_are_timed_in_one_batch_of_time_every_and_the_others_always(monkeypatch):
-    from callbacks_widget import runner
+    from callbacks_widget import dispatch
     reads = []
-    monkeypatch.setattr(runner, 'perf_counter', lambda: reads.append(1) or len(reads))   # one tick per reading
+    monkeypatch.setattr(dispatch, 'perf_counter', lambda: reads.append(1) or len(reads))   # one tick per reading
     class Ticks(Callback):
         def after_loss(self): pass
         def after_epoch(self): pass
@@ -258,6 +261,71 @@ def test_batch_hooks_are_timed_in_one_batch_of_time_every_and_the_others_always(
     timed = len(range(0, 2 * n, TIME_EVERY))          # after_loss sees n_batches = 0, 1, ...: timed at 0, 8, ...
     assert run.cb_seconds['ticks'] == TIME_EVERY * timed + 2   # + one tick for each after_epoch
     assert len(reads) < 2 * (2 * n)   # 2n batches; timing every hook would read the clock 4 times in each (2 hooks x 2)
+
+
+def test_an_event_no_callback_handles_returns_false_and_an_unknown_event_fails():
+    run = Runner()
+    assert run('after_pred') is False and 'after_pred' not in run.dispatch.hooks
+    with pytest.raises(KeyError, match='after_prediction'): run('after_prediction')
+
+
+def test_a_hook_returning_true_among_several_is_seen_and_the_others_still_run(learn):
+    seen = []
+    class Skip(Callback):
+        def after_backward(self): seen.append('skip'); return True
+    class Also(Callback):
+        _order = 1
+        def after_backward(self): seen.append('also')
+    before = [p.detach().clone() for p in learn.model.parameters()]
+    Runner(cbs=[Skip(), Also()]).fit(1, learn)
+    assert seen == ['skip', 'also'] * len(learn.data.train_dl)
+    assert all(torch.equal(a, b) for a, b in zip(before, learn.model.parameters()))
+
+
+# --- callbacks that require others
+
+class Tally(Callback):
+    def __init__(self): self.n = 0
+    def after_batch(self): self.n += 1
+
+class Report(Callback):
+    "Reads the tally, made by the runner if it was not given."
+    requires = (Tally,)
+    def after_fit(self): self.batches = self.run.tally.n
+
+
+def test_a_required_callback_is_added_named_and_runs(learn):
+    run = Runner(cb_funcs=Report)
+    assert [cb.name for cb in run.cbs] == ['train_eval', 'report', 'tally'] and isinstance(run.tally, Tally)
+    run.fit(1, learn)
+    assert run.report.batches == len(learn.data.train_dl) + len(learn.data.valid_dl)
+
+
+def test_a_required_callback_given_or_subclassed_is_not_added_again():
+    tally = Tally()
+    assert Runner(cbs=[Report(), tally]).tally is tally
+    class BigTally(Tally): pass
+    assert [cb.name for cb in Runner(cbs=BigTally(), cb_funcs=[Report, Report2]).cbs] == ['train_eval', 'big_tally', 'report', 'report2']
+
+
+class Report2(Report): pass
+
+
+def test_what_a_required_callback_requires_is_added_too_once():
+    class Summary(Callback): requires = (Report, Tally)
+    assert [type(cb) for cb in Runner(cbs=Summary()).cbs][1:] == [Summary, Report, Tally]
+
+
+def test_a_required_class_that_is_not_a_callback_or_needs_arguments_is_named():
+    class Needy(Callback):
+        def __init__(self, k): self.k = k
+    class NeedsNeedy(Callback): requires = (Needy,)
+    class NeedsText(Callback): requires = ('tally',)
+    with pytest.raises(TypeError, match='NeedsNeedy requires a Needy, which cannot be made with no arguments'):
+        Runner(cbs=NeedsNeedy())
+    with pytest.raises(TypeError, match="NeedsText.requires holds 'tally', which is not a Callback class"):
+        Runner(cbs=NeedsText())
+    assert Runner(cbs=[NeedsNeedy(), Needy(3)]).needy.k == 3
 
 
 # --- bad input: a clear error that names what is wrong, before any training
