@@ -157,16 +157,17 @@ def test_no_ddp_wrapper_is_left_after_a_fit(group, learn):
 
 
 def test_a_click_after_the_switches_are_broadcast_applies_at_the_next_fit(group, learn):
+    class Toggled(Callback): pass
     class Click(Callback):
         "A panel click handled between DistributedCallback's broadcast and the Runner's compile."
         def set_runner(self, run):
             super().set_runner(run)
-            if run.in_fit: run.recorder.enabled = not run.recorder.enabled
-    run = Runner(cb_funcs=[DistributedCallback, Recorder, Click])
+            if run.in_fit: run.toggled.enabled = not run.toggled.enabled
+    run = Runner(cb_funcs=[DistributedCallback, Toggled, Click])
     run.fit(1, learn)
-    assert run.recorder in run.running and not run.recorder.enabled   # ran as broadcast; off from the next fit
+    assert run.toggled in run.running and not run.toggled.enabled   # ran as broadcast; off from the next fit
     run.fit(1, learn)
-    assert run.recorder not in run.running and run.recorder.enabled
+    assert run.toggled not in run.running and run.toggled.enabled
 
 
 def test_a_model_off_the_gpu_under_nccl_is_refused_before_training(group, learn, monkeypatch):
