@@ -44,7 +44,7 @@ def make_run(args) -> tuple:
                               pin_memory=torch.cuda.is_available()), c=10)
     learn = Learner(*get_model(data, lr=args.lr), F.cross_entropy, data)
     run = Runner(cb_funcs=[DeviceCallback, DistributedCallback, partial(AvgStatsCallback, accuracy), Recorder,
-                           LivePlotCallback])
+                           GradientClipping, LivePlotCallback])
     return run, learn
 
 
@@ -56,7 +56,8 @@ def report(run, learn, folder: Path) -> None:
     stats = lambda s: dict(names=s.names, avg_stats=s.avg_stats, count=s.count)
     info = dict(rank=rank, world_size=dist.get_world_size(), enabled={cb.name: cb.enabled for cb in run.cbs},
                 running=[cb.name for cb in run.running], valid_stats=stats(run.avg_stats.valid_stats),
-                train_stats=stats(run.avg_stats.train_stats), live_plot_batches=run.live_plot.history.n_iter,
+                train_stats=stats(run.avg_stats.train_stats), recorded_batches=run.recorder.history.n_iter,
+                live_plot_points=len(run.live_plot.fig.column('batches/x')),
                 train_batches=run.n_iter)
     (folder/f'rank{rank}.json').write_text(json.dumps(info, indent=1))
 

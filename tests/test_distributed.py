@@ -102,32 +102,17 @@ def test_all_reduce_stats_of_one_process_keeps_them(group):
     all_reduce_stats([])   # no stats (no AvgStatsCallback, no recorder): no collective
 
 
-class ValidRecord(Callback):
-    "Stands in for the runner's record: named `recorder`, it keeps the validation loss of each epoch in `valid`."
-    _order = 5
-    def __init__(self): self.valid, self.epochs = AvgStats([], in_train=False), []
-    @property
-    def name(self): return 'recorder'
-    def begin_epoch(self): self.valid.reset()
-    def after_loss(self):
-        if not self.in_train: self.valid.accumulate(self.run)
-    def after_epoch(self): self.epochs.append((self.valid.tot_loss, self.valid.count))
-
-
 def test_the_recorders_validation_stats_are_reduced_with_the_avg_stats_before_it_records(group, learn, monkeypatch):
     from callbacks_widget import distributed
     reduced, real = [], distributed.all_reduce_stats
     monkeypatch.setattr(distributed, 'all_reduce_stats', lambda stats, *a, **kw: (reduced.append(list(stats)), real(stats, *a, **kw))[1])
-    run = Runner(cb_funcs=[DistributedCallback, partial(AvgStatsCallback, accuracy), ValidRecord])
+    run = Runner(cb_funcs=[DistributedCallback, partial(AvgStatsCallback, accuracy), Recorder])
     run.fit(2, learn)
     assert [len(r) for r in reduced] == [3, 3]
     assert all(r[-1] is run.recorder.valid and r[1] is run.avg_stats.valid_stats for r in reduced)
-    n = len(learn.data.valid_ds)
-    assert [c for _, c in run.recorder.epochs] == [n, n]   # recorded after the reduction: every process's items
-    assert run.recorder.valid.avg_stats[0] == pytest.approx(run.avg_stats.valid_stats.avg_stats[0])
-    run.recorder.enabled = False   # a record that does not run this fit is not reduced (it was not reset either)
-    run.fit(1, learn)
-    assert len(reduced[-1]) == 2
+    assert run.recorder.valid.count == len(learn.data.valid_ds)   # every process's items
+    recorded = [e['valid_loss'] for e in run.recorder.history.epochs]   # recorded after the reduction
+    assert recorded[-1] == pytest.approx(run.avg_stats.valid_stats.avg_stats[0]) and len(recorded) == 2
 
 
 def test_callbacks_only_on_rank0_are_switched_off_elsewhere(group, learn, monkeypatch):
@@ -213,12 +198,12 @@ N_TRAIN, EPOCHS = 3000, 2
 
 @pytest.fixture(scope='module')
 def ddp(tmp_path_factory):
-    "examples/ddp_train.py on two CPU processes (Gloo, 127.0.0.1), with `recorder` switched off on rank 0 only."
+    "examples/ddp_train.py on two CPU processes (Gloo, 127.0.0.1), with `gradient_clipping` switched off on rank 0 only."
     tmp = tmp_path_factory.mktemp('ddp')
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2', '--master_addr=127.0.0.1',
            f'--master_port={free_port()}', '--redirects=3', f'--log-dir={tmp/"logs"}',
            str(ROOT/'examples'/'ddp_train.py'), f'--epochs={EPOCHS}', f'--n-train={N_TRAIN}', f'--out={tmp/"out"}',
-           '--off=recorder', f'--report={tmp/"report"}']
+           '--off=gradient_clipping', f'--report={tmp/"report"}']
     env = {**os.environ, 'CUDA_VISIBLE_DEVICES': ''}  # CPUs and Gloo, also on a machine with GPUs
     p = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=120)
     logs = {rank: {s: next((tmp/'logs').rglob(f'attempt_*/{rank}/{s}.log')).read_text() for s in ('stdout', 'stderr')}
@@ -262,8 +247,9 @@ def test_reduced_valid_stats_are_those_of_one_process_on_the_whole_set(ddp):
 def test_only_rank_0_prints_and_plots(ddp):
     assert sorted(p.name for p in (ddp['tmp']/'out').iterdir()) == ['history.csv', 'live_plot.html']
     r0, r1 = ddp['report'][0], ddp['report'][1]
-    assert r0['enabled']['live_plot'] and 'live_plot' in r0['running'] and r0['live_plot_batches'] == r0['train_batches']
-    assert not r1['enabled']['live_plot'] and 'live_plot' not in r1['running'] and r1['live_plot_batches'] == 0
+    assert r0['enabled']['live_plot'] and 'live_plot' in r0['running'] and r0['live_plot_points'] > 0
+    assert not r1['enabled']['live_plot'] and 'live_plot' not in r1['running'] and r1['live_plot_points'] == 0
+    assert r0['recorded_batches'] == r1['recorded_batches'] == r0['train_batches']   # the record is kept on every process
     out0, out1 = ddp['logs'][0]['stdout'], ddp['logs'][1]['stdout']
     assert out0.count('valid: [') == EPOCHS and 'live plot:' in out0
     assert out1.strip() == ''
@@ -273,7 +259,7 @@ def test_only_rank_0_prints_and_plots(ddp):
 def test_a_switch_turned_off_on_rank_0_is_off_on_every_rank(ddp):
     for r in (0, 1):
         rep = ddp['report'][r]
-        assert rep['enabled']['recorder'] is False and 'recorder' not in rep['running']
+        assert rep['enabled']['gradient_clipping'] is False and 'gradient_clipping' not in rep['running']
         assert rep['enabled']['avg_stats'] is True and rep['running'][:2] == ['device', 'distributed']
 
 

@@ -5,6 +5,8 @@ import numpy as np, pytest
 from ipywidgets.widgets.widget import _remove_buffers
 from callbacks_widget.all import *
 from messages import attached, record_messages
+from callbacks_widget.figure import AUTOSCALE, COLUMN_DTYPES, FIGURE_JS, columns, columns_trait
+from callbacks_widget.views import FIT_LABELS, FIT_LINES
 from conftest import make_learner
 
 

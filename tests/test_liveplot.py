@@ -4,6 +4,7 @@ from functools import partial
 import numpy as np, pytest
 from callbacks_widget.all import *
 from messages import record_messages, attached
+from callbacks_widget.views import FIT_LABELS
 from conftest import make_learner
 
 ROOT = pathlib.Path(__file__).parents[1]
@@ -301,7 +302,7 @@ def test_ctrl_c_at_every_line_of_an_epoch_end_or_a_fit_end_that_brings_a_new_sta
     def action(run):
         try: run.fit(1, learn)
         finally:   # but a Ctrl-C on one of the few lines that end the panel leaves it running until the next fit
-            ends_panel = re.search(r'of (after_fit|end_fit)$', sys.exc_info()[1].args[0] if sys.exc_info()[1] else '')
+            ends_panel = re.search(r'of (\w+\.)?(after_fit|end_fit)$', sys.exc_info()[1].args[0] if sys.exc_info()[1] else '')
             assert run.live_plot.panel.status in ('interrupted', 'finished') or ends_panel
     def check(run, where):
         run.fit(1, learn)   # the next fit draws every epoch of every fit

@@ -376,15 +376,16 @@ def test_learner_missing_a_part(learn):
 def test_bad_metrics_and_enabled_values():
     with pytest.raises(TypeError, match="metric 'accuracy' is not callable"):
         AvgStatsCallback('accuracy')
-    with pytest.raises(TypeError, match="recorder.enabled must be True or False, got 'no'"):
-        Recorder().enabled = 'no'
+    class Plain(Callback): pass
+    with pytest.raises(TypeError, match="plain.enabled must be True or False, got 'no'"):
+        Plain().enabled = 'no'
 
 
 def test_a_name_a_callback_lacks_is_named_on_the_callback_and_its_runner():
     run = Runner(cb_funcs=Recorder)
-    with pytest.raises(AttributeError, match=r"^'Recorder' object has no attribute 'plot_lr' \(nor has its Runner\)$") as info:
-        run.recorder.plot_lr()
-    assert info.value.name == 'plot_lr' and info.value.obj is run.recorder
+    with pytest.raises(AttributeError, match=r"^'Recorder' object has no attribute 'plot_lrs' \(nor has its Runner\)$") as info:
+        run.recorder.plot_lrs()
+    assert info.value.name == 'plot_lrs' and info.value.obj is run.recorder
     class Broken(Runner):   # an AttributeError raised inside the runner's own property goes on as it is
         @property
         def extra(self): return self.learn.extra
