@@ -42,6 +42,7 @@ import sys
 import time
 from pathlib import Path
 
+from contextlib import contextmanager
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -422,14 +423,21 @@ COMPARE_CHECK = "print('VIEW', run.live_plot.view)\n"
 COMPARE_NAMES = ["fit 1", "fit 2 · same", "fit 3 · −avg_stats"]
 
 
-@pytest.fixture
-def compare_page(chromium_path, tmp_path):
+@contextmanager
+def lab_notebook(name: str, cells: list, chromium_path, tmp_path):
+    "JupyterLab serving `name`.ipynb made of `cells`, and a Chromium page for it: `(server, (page, js_errors, ignored))`."
     root = tmp_path / "root"
     root.mkdir()
-    bs.write_notebook(root / "compare.ipynb", [PRELUDE, COMPARE_SETUP, COMPARE_FITS_CELL, COMPARE_CHECK])
+    bs.write_notebook(root / f"{name}.ipynb", cells)
     with bs.jupyter_server("lab", root, tmp_path / "jupyter") as srv:
-        with bs.chromium_page("lab-compare", lambda: bs.stop_server(srv, grace=1), CASE_TIMEOUT, SCREENSHOTS, chromium_path) as p:
+        with bs.chromium_page(f"lab-{name}", lambda: bs.stop_server(srv, grace=1), CASE_TIMEOUT, SCREENSHOTS, chromium_path) as p:
             yield srv, p
+
+
+@pytest.fixture
+def compare_page(chromium_path, tmp_path):
+    with lab_notebook("compare", [PRELUDE, COMPARE_SETUP, COMPARE_FITS_CELL, COMPARE_CHECK], chromium_path, tmp_path) as page:
+        yield page
 
 
 def test_compare_view_survives_a_reload(compare_page):

@@ -194,3 +194,22 @@ def test_ctrl_c_at_every_line_of_flush_and_add_epoch(step):
         assert [i for i, _ in h.nonfinite] == [3], where
         if step == 'add_epoch': assert h.epochs == [dict(fit=0, epoch=0, iteration=len(VALUES), valid_loss=1.5, accuracy=0.5)], where
     assert interrupt_every_line(half_flushed, action, check) > 50
+
+
+@pytest.mark.parametrize('hook', ['begin_fit', 'after_batch', 'after_epoch', 'after_fit'])
+def test_ctrl_c_at_every_line_of_a_recorder_hook_leaves_a_record_the_next_fit_completes(hook):
+    from conftest import make_learner
+    learn = make_learner(n_train=64, n_valid=32)
+    n = len(learn.data.train_dl)
+    def make():
+        run = Runner(cb_funcs=Recorder)
+        run.fit(1, learn)
+        return run
+    def check(run, where):
+        run.fit(1, learn)
+        h = run.recorder.history
+        assert len(h.loss) == len(h.smooth_loss) == len(h.lr) == h.n_iter, where   # every batch stored once
+        assert h.n_iter - h.fit_starts[-1] == n and len(run.recorder.losses) == n, where
+        assert h.epochs[-1]['fit'] == len(h.fit_starts) - 1 and h.epochs[-1]['iteration'] == h.n_iter, where
+        assert h._fit_thread is None and not run.in_fit, where   # any thread may read it again
+    assert interrupt_every_line(make, lambda run: run.fit(1, learn), check, within=getattr(Recorder, hook)) > 3

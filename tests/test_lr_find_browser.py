@@ -3,7 +3,7 @@ import re
 import pytest
 import browser_support as bs
 from browser_support import chromium_path  # noqa: F401 -- a fixture
-from test_browser import PRELUDE, CELL_TIMEOUT, CASE_TIMEOUT, SCREENSHOTS, wait_until
+from test_browser import PRELUDE, CELL_TIMEOUT, SCREENSHOTS, lab_notebook, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -19,12 +19,8 @@ FIT = "run.fit(1, learn)\nprint('VIEW', run.live_plot.view)\n"
 
 @pytest.fixture
 def lr_find_page(chromium_path, tmp_path):
-    root = tmp_path / "root"
-    root.mkdir()
-    bs.write_notebook(root / "lr.ipynb", [PRELUDE, SETUP, FIT])
-    with bs.jupyter_server("lab", root, tmp_path / "jupyter") as srv:
-        with bs.chromium_page("lab-lr-find", lambda: bs.stop_server(srv, grace=1), CASE_TIMEOUT, SCREENSHOTS, chromium_path) as p:
-            yield srv, p
+    with lab_notebook("lr", [PRELUDE, SETUP, FIT], chromium_path, tmp_path) as page:
+        yield page
 
 
 def test_lr_find_view_draws(lr_find_page):
