@@ -96,10 +96,10 @@ def _scan(x: np.ndarray, a: float) -> np.ndarray:
     b = min(256, int(600 / -math.log(a))) if 0 < a < 1 else 1   # a**-b stays far inside float64
     if b < 2: return x.astype(np.float64)   # a < 1e-130: the carried part is below any float's precision
     n, m = len(x), -(-len(x) // b)
-    y = np.zeros(m * b)
-    y[:n] = x
+    y = np.zeros((m, b))
+    y.ravel()[:n] = x
     w = a ** -np.arange(b, dtype=np.float64)
-    y = np.cumsum(y.reshape(m, b) * w, axis=1) / w
+    y *= w; np.cumsum(y, axis=1, out=y); y /= w
     if m > 1: y[1:] += np.outer(_scan(y[:-1, -1], a ** b), a ** np.arange(1, b + 1))
     return y.ravel()[:n]
 
@@ -107,10 +107,15 @@ def _scan(x: np.ndarray, a: float) -> np.ndarray:
 def smooth_losses(x: np.ndarray, beta: float, avg: float = 0., n_avg: int = 0) -> tuple:
     "`(smooth, avg, n_avg)`: the debiased moving average after each loss of `x` (non-finite ones skipped), from the state `avg`, `n_avg`."
     ok = np.isfinite(x)
-    p = beta ** np.arange(1, ok.sum() + 1, dtype=np.float64)
-    avgs = p * avg + (1 - beta) * _scan(x[ok], beta)
-    smooth = np.concatenate([[avg / (1 - beta ** n_avg) if n_avg else np.nan], avgs / (1 - beta ** n_avg * p)])
-    return smooth[np.cumsum(ok)].astype(np.float32), (avgs[-1] if len(avgs) else avg), n_avg + len(avgs)
+    finite = ok.all()
+    avgs = (1 - beta) * _scan(x if finite else x[ok], beta)
+    k = min(len(avgs), math.ceil(-46 / math.log(beta)) if beta > 0 else 0)   # beta**k < 1e-20 from there on
+    p = beta ** np.arange(1, k + 1, dtype=np.float64)
+    avgs[:k] += p * avg
+    end = (avgs[-1] if len(avgs) else avg), n_avg + len(avgs)
+    avgs[:k] /= 1 - beta ** n_avg * p
+    if not finite: avgs = np.concatenate([[avg / (1 - beta ** n_avg) if n_avg else np.nan], avgs])[np.cumsum(ok)]
+    return (avgs.astype(np.float32), *end)
 
 # %% ../nbs/07b_views.ipynb #vwsm7
 class SmoothedLoss():
