@@ -152,9 +152,7 @@ def _controls(self: LivePlotCallback) -> widgets.HBox:
 def _control_set(self: LivePlotCallback, name: str, value) -> None:
     "The control of `name` was set to `value` (a click, on any thread): set the setting, or put the control back and say why."
     if value == getattr(self.fig, name): return   # the control follows the setting
-    try:
-        setattr(self, name, value)
-        self.control_note.value = ''
+    try: setattr(self, name, value)
     except ValueError as e:
         self.control_note.value = str(e)
         self.control_widgets[name].value = getattr(self.fig, name)
@@ -169,6 +167,7 @@ def _control_changed(self: LivePlotCallback, change) -> None:
             self.fig.plot_layout = {**self.fig.plot_layout, 'height': value}
         control = self.control_widgets.get(name)
         if control is not None and control.value != value: control.value = value
+        self.control_note.value = ''   # a refusal said before is no longer news
         self._drawn.clear()
         self._draw()
 
@@ -286,7 +285,7 @@ def _log_axes(self: LivePlotCallback, changed: bool) -> None:
     "Set the figure's layout: the view's, with the log axes asked for (`log_axes`, from the points the figure holds now)."
     axes = [axis for name, axis in LOG_AXES.items() if getattr(self.fig, name)]
     if not axes and not changed: return
-    layout = log_axes(self._layout, self.fig.traces, self.fig.column, axes)
+    layout = log_axes(self._layout, self.fig.traces, self.fig.column, axes) if axes else self._layout
     if layout != self.fig.plot_layout: self.fig.plot_layout = layout
 
 # %% ../nbs/08_liveplot.ipynb #lpc13
