@@ -18,7 +18,7 @@ import traitlets
 from .core import patch
 from .runner import Callback
 from .history import History, Recorder
-from .panel import CallbackPanel, take_clicks_during_fits
+from .panel import CallbackPanel, shared_layout, take_clicks_during_fits
 from .figure import AUTOSCALE, LiveFigure, columns_trait
 from .picture import text_table
 from .views import *
@@ -134,7 +134,7 @@ LivePlotCallback.height = _setting('height', lambda lp, v: _check_count('height'
 # %% ../nbs/08_liveplot.ipynb #lpc6
 @patch
 def _controls(self: LivePlotCallback) -> widgets.HBox:
-    w = lambda px: widgets.Layout(width=px)
+    w = shared_layout   # one Layout per width, for every live plot of the kernel
     self.control_widgets = dict(
         log_y=widgets.ToggleButton(self.fig.log_y, description='log loss', layout=w('90px')),
         log_lr=widgets.ToggleButton(self.fig.log_lr, description='log lr', layout=w('90px')),
@@ -144,8 +144,8 @@ def _controls(self: LivePlotCallback) -> widgets.HBox:
     for name, control in self.control_widgets.items():
         take_clicks_during_fits(control)
         control.observe(lambda change, name=name: self._control_set(name, change['new']), 'value')
-    self.control_note = widgets.Label('')
-    return widgets.HBox([*self.control_widgets.values(), self.control_note])
+    self.control_note = widgets.Label('', layout=w())
+    return widgets.HBox([*self.control_widgets.values(), self.control_note], layout=w())
 
 # %% ../nbs/08_liveplot.ipynb #lpc7
 @patch
