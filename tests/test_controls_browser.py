@@ -1,6 +1,6 @@
-"The live plot's settings and Stop button in JupyterLab 4 (issue 26): the log toggle changes the graph's own axis type, the
+"""The live plot's settings and Stop button in JupyterLab 4 (issue 26): the log toggle changes the graph's own axis type, the
 smoothing slider moved redraws the smoothed curve, Stop clicked during a fit ends it within one batch of the click's arrival
-("stopped") and the next fit runs, a height set from code and a narrower page resize the graph."
+("stopped") and the next fit runs, a height set from code and a narrower page resize the graph."""
 import json, re, time
 import pytest
 import browser_support as bs
