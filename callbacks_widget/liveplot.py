@@ -61,6 +61,7 @@ def _check_count(name: str, value, least: int, unit: str) -> int:
         raise ValueError(f"LivePlotCallback: {name} must be an integer >= {least} ({unit}), got {value!r}")
     return int(value)
 
+# %% ../nbs/08_liveplot.ipynb #lp00b
 def _check_args(every, max_points, beta, height=560) -> None:
     "A clear error for a `LivePlotCallback` argument out of range."
     if isinstance(every, bool) or not isinstance(every, (int, float)) or not every >= 0:

@@ -124,17 +124,19 @@ class SmoothedLoss():
         self.beta, self._end = beta, (0, 0., 0)   # batches smoothed, and the average's state after them
         self.values = GrowArray(length=lambda: self._end[0])
 
-    def update(self, h: History) -> np.ndarray:
-        "The smoothed loss of every batch of `h`, smoothing those added since the last call (each fit from its first batch)."
-        loss, (n, avg, n_avg) = h.loss.values, self._end
-        later = h.fit_starts[bisect.bisect_left(h.fit_starts, n):]   # the fits that begin after the batches done
-        bounds = [n, *later, len(loss)]
-        for j, (a, b) in enumerate(zip(bounds, bounds[1:])):
-            if j: avg, n_avg = 0., 0   # a fit begins at `a`: its smoothing starts afresh
-            s, avg, n_avg = smooth_losses(loss[a:b], self.beta, avg, n_avg)
-            self.values.write(s, a)
-            self._end = (b, avg, n_avg)
-        return self.values.values
+# %% ../nbs/07b_views.ipynb #vwsm7c
+@patch
+def update(self: SmoothedLoss, h: History) -> np.ndarray:
+    "The smoothed loss of every batch of `h`, smoothing those added since the last call (each fit from its first batch)."
+    loss, (n, avg, n_avg) = h.loss.values, self._end
+    later = h.fit_starts[bisect.bisect_left(h.fit_starts, n):]   # the fits that begin after the batches done
+    bounds = [n, *later, len(loss)]
+    for j, (a, b) in enumerate(zip(bounds, bounds[1:])):
+        if j: avg, n_avg = 0., 0   # a fit begins at `a`: its smoothing starts afresh
+        s, avg, n_avg = smooth_losses(loss[a:b], self.beta, avg, n_avg)
+        self.values.write(s, a)
+        self._end = (b, avg, n_avg)
+    return self.values.values
 
 # %% ../nbs/07b_views.ipynb #vwsk1
 def kept_ranges(fit_starts: list, skip: int, start: int, stop: int) -> list:
@@ -146,6 +148,7 @@ def kept_ranges(fit_starts: list, skip: int, start: int, stop: int) -> list:
         if max(s + skip, start) < min(e, stop): out.append((max(s + skip, start), min(e, stop)))
     return out
 
+# %% ../nbs/07b_views.ipynb #vwsk2c
 def kept(x: np.ndarray, fit_starts: list, skip: int) -> np.ndarray:
     "Whether each batch `x` (its index) is kept: not among the first `skip` of its fit."
     starts = np.asarray(list(fit_starts) or [0])
@@ -312,9 +315,11 @@ def fits_layout(base: dict, view: str, note: str, r: tuple) -> dict:
 # %% ../nbs/07b_views.ipynb #vwlg1
 LOG_AXES = dict(log_y='yaxis', log_lr='yaxis3')   # a live plot's log settings, and the axes they make logarithmic
 
-def _note(text: str, y: float) -> dict: return dict(text=text, xref='paper', yref='paper', x=1, y=y, xanchor='right', yanchor='top',
-                                                     showarrow=False, font=dict(color='#777', size=11))
+def _note(text: str, y: float) -> dict:
+    "A grey note at the right of the figure, its top at `y` (paper coordinates)."
+    return dict(text=text, xref='paper', yref='paper', x=1, y=y, xanchor='right', yanchor='top', showarrow=False, font=dict(color='#777', size=11))
 
+# %% ../nbs/07b_views.ipynb #vwlg1b
 def log_axes(layout: dict, traces: list, column, axes: list) -> dict:
     "A copy of `layout` whose y axes `axes` are logarithmic where their traces (read with `column(ref)`) have a value > 0, with a note on what is left out."
     layout, notes = dict(layout), []
