@@ -8,13 +8,14 @@ __all__ = ['RUNNER_STATE', 'TIME_EVERY', 'BATCH_EVENTS', 'ALWAYS_RUN', 'FromRunn
 
 # %% ../nbs/04a_dispatch.ipynb #da03
 import threading
+from types import SimpleNamespace
 from time import perf_counter
 from .core import patch
 from .learner import check_fit_args
 
 # %% ../nbs/04a_dispatch.ipynb #da11
 RUNNER_STATE = ('cbs', 'learn', 'epochs', 'epoch', 'xb', 'yb', 'pred', 'loss', 'in_train', 'iters', 'n_iter', 'n_epochs',
-                'n_batches', 'stop', 'cancel_requested', 'error', 'running', 'in_fit', 'fit_switches', 'dispatch')
+                'n_batches', 'stop', 'cancel_requested', 'error', 'running', 'in_fit', 'fit_switches', 'dispatch', 'on')
 
 class FromRunner():
     "Reads the runner's attribute of the same name (a non-data descriptor: the callback's own attribute wins)."
@@ -88,7 +89,7 @@ class Dispatch():
 # %% ../nbs/04a_dispatch.ipynb #da38
 @patch
 def compile(self: Dispatch) -> dict:
-    "Fix this fit's callbacks (`run.running`) and their hooks; for each event, what calls them (None: nothing to call)."
+    "Fix this fit's callbacks (`run.running`) and their hooks; for each event, an attribute: what calls them (`bool`: nothing)."
     run, switches = self.run, self.run.fit_switches
     on = (lambda cb: switches.get(cb.name, cb.enabled)) if switches else (lambda cb: cb.enabled)
     run.running = sorted((cb for cb in run.cbs if on(cb)), key=lambda cb: cb._order)
@@ -97,7 +98,7 @@ def compile(self: Dispatch) -> dict:
     hooks = {e: tuple((i, getattr(cb, e)) for i, cb, events in running if e in events) for e in self.events}
     self.hooks = {e: (OneHook if len(h) == 1 else EventHooks)(self, e, h) for e, h in hooks.items() if h}
     self.seconds = [0.] * len(run.cbs)
-    return {e: self.hooks[e].call if e in self.hooks else None for e in self.events}
+    return SimpleNamespace(**{e: self.hooks[e].call if e in self.hooks else bool for e in self.events})
 
 # %% ../nbs/04a_dispatch.ipynb #da41
 @patch
@@ -150,7 +151,7 @@ _claiming = threading.Lock()
 
 @patch
 def begin_fit(self: Dispatch, epochs: int, learn) -> dict:
-    "Claim the runner, check the arguments, reset the fit's state; compile its callbacks (`compile`'s result)."
+    "Claim the runner, check the arguments, reset the fit's state; compile its callbacks (`run.on`, `compile`'s result)."
     run = self.run
     with _claiming:
         if run.in_fit: raise RuntimeError("Runner.fit: this runner is already fitting (fit was called from one of its "

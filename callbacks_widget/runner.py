@@ -132,7 +132,7 @@ class Runner():
         self.in_fit, self.n_batches, self.cancel_requested = False, 0, False
         name_callbacks(self)
         self.dispatch = Dispatch(self, EVENTS, _CANCELS)
-        self._hooks = self.dispatch.compile()
+        self.on = self.dispatch.compile()
         for cb in self.cbs: cb.set_runner(self)
 
     @property
@@ -149,8 +149,8 @@ class Runner():
 
     def __call__(self, event: str) -> bool:
         "Run the hooks of `event` of this fit's callbacks, in `_order`; `True` if one of them returned `True`."
-        hooks = self._hooks[event]
-        return hooks is not None and hooks()
+        if event not in EVENTS: raise KeyError(f"Runner: no event is named {event!r} (see EVENTS)")
+        return getattr(self.on, event)()
 
     def __repr__(self): return f"Runner({', '.join(cb.name for cb in self.cbs)})"
 
@@ -159,23 +159,23 @@ class Runner():
 def one_batch(self: Runner, xb, yb):
     try:
         self.xb, self.yb, self.pred, self.loss = xb, yb, None, None
-        if self('begin_batch'): return
-        self.pred = self.model(self.xb)
-        if self('after_pred'): return
-        self.loss = self.loss_func(self.pred, self.yb)
-        if self('after_loss') or not self.in_train: return
+        if self.on.begin_batch(): return
+        self.pred = self.learn.model(self.xb)
+        if self.on.after_pred(): return
+        self.loss = self.learn.loss_func(self.pred, self.yb)
+        if self.on.after_loss() or not self.in_train: return
         self.loss.backward()
-        if self('after_backward'): return
-        self.opt.step()
-        if self('after_step'): return
-        self.opt.zero_grad()
-    except CancelBatchException: self('after_cancel_batch')
+        if self.on.after_backward(): return
+        self.learn.opt.step()
+        if self.on.after_step(): return
+        self.learn.opt.zero_grad()
+    except CancelBatchException: self.on.after_cancel_batch()
     except BaseException as e:
         self.dispatch.failed(e)  # before `after_batch`, so that an error there does not hide this one
         raise
     finally:
         self.n_batches += 1
-        self('after_batch')
+        self.on.after_batch()
 
 # %% ../nbs/04_runner.ipynb #rn06
 @patch
@@ -192,7 +192,7 @@ def all_batches(self: Runner, dl):
 # %% ../nbs/04_runner.ipynb #rn02
 @patch
 def fit(self: Runner, epochs: int, learn) -> None:
-    self._hooks = self.dispatch.begin_fit(epochs, learn)
+    self.on = self.dispatch.begin_fit(epochs, learn)
     try:
         if self('begin_fit'): return
         for epoch in range(epochs):

@@ -27,6 +27,7 @@ def summand(v):
 # %% ../nbs/05_stats.ipynb #st06
 def _add(total, v, bn: int):
     "`total + v*bn` for a batch's loss or metric `v`: a float on the CPU; on a device a float64 tensor there, one kernel."
+    if type(v) is torch.Tensor and type(total) is float and v.is_cpu: return total + v.item() * bn
     if isinstance(v, (int, float)): return total + v * bn   # a metric that returns a number
     if isinstance(total, torch.Tensor): return torch.add(total, v.detach(), alpha=bn)
     if not isinstance(v, torch.Tensor):
@@ -80,7 +81,8 @@ class AvgStatsCallback(Callback):
 
     def after_loss(self):
         run = self.run   # read once: this runs on every batch
-        with self._no_grad: (self.train_stats if run.in_train else self.valid_stats).accumulate(run)
+        if not run.in_train: return self.valid_stats.accumulate(run)   # the runner validates without grad already
+        with self._no_grad: self.train_stats.accumulate(run)
 
     def after_epoch(self):
         print(self.train_stats)
