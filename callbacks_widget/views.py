@@ -122,7 +122,9 @@ class SmoothedLoss():
     "The training loss of a `History` smoothed with `beta` as `History.smooth_loss` is, kept up to date as batches arrive."
     def __init__(self, beta: float):
         self.beta, self._end = beta, (0, 0., 0)   # batches smoothed, and the average's state after them
-        self.values = GrowArray(length=lambda: self._end[0])
+        self.values = GrowArray(length=self._length)
+
+    def _length(self) -> int: return self._end[0]
 
 # %% ../nbs/07b_views.ipynb #vwsm7c
 @patch
