@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['RUNNER_STATE', 'TIME_EVERY', 'BATCH_EVENTS', 'ALWAYS_RUN', 'FromRunner', 'name_callbacks', 'EventHooks', 'OneHook',
-           'Dispatch']
+           'Dispatch', 'Stop']
 
 # %% ../nbs/04a_dispatch.ipynb #da03
 import threading
@@ -160,7 +160,7 @@ def begin_fit(self: Dispatch, epochs: int, learn) -> dict:
     try:
         check_fit_args(epochs, learn)
         run.epochs, run.learn = epochs, learn
-        run.stop, run.error, run.n_batches, run.fit_switches = False, None, 0, None
+        run.stop, run.error, run.n_batches, run.fit_switches = Stop(run), None, 0, None
         for cb in run.cbs: cb.set_runner(run)  # every callback, before this fit's set is fixed
         return self.compile()
     except BaseException:
@@ -184,3 +184,15 @@ def cancel_train(self: Dispatch) -> bool:
         if not run.in_fit: return False
         run.cancel_requested = True
         return True
+
+# %% ../nbs/04a_dispatch.ipynb #da75
+class Stop(int):
+    "The lesson's `run.stop` flag, false until set; calling it ends the running fit after its batch (`cancel_train`)."
+    def __new__(cls, run):
+        self = super().__new__(cls, 0)
+        self.run = run
+        return self
+
+    def __call__(self) -> bool: return self.run.dispatch.cancel_train()
+    def __repr__(self): return 'False'
+    def __reduce__(self): return (Stop, (self.run,))

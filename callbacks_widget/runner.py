@@ -11,7 +11,7 @@ import re
 from typing import Callable
 import torch
 from .core import camel2snake, listify, patch
-from .dispatch import RUNNER_STATE, Dispatch, FromRunner, name_callbacks
+from .dispatch import RUNNER_STATE, Dispatch, FromRunner, Stop, name_callbacks
 
 # %% ../nbs/04_runner.ipynb #be0e7ab5
 EVENTS = ('begin_fit', 'begin_epoch', 'begin_batch', 'after_pred', 'after_loss', 'after_backward',
@@ -127,7 +127,7 @@ class Runner():
         cbs = list(listify(cbs))
         for cb in cbs: _check_callback(cb, 'cbs')
         cbs += [_make_callback(cbf) for cbf in listify(cb_funcs)]
-        self.stop, self.cbs = False, with_required([TrainEvalCallback()] + cbs)
+        self.stop, self.cbs = Stop(self), with_required([TrainEvalCallback()] + cbs)
         self.learn = self.xb = self.yb = self.pred = self.loss = self.error = self.fit_switches = None
         self.in_fit, self.n_batches, self.cancel_requested = False, 0, False
         name_callbacks(self)
@@ -187,7 +187,7 @@ def all_batches(self: Runner, dl):
             self.one_batch(xb, yb)
             if self.cancel_requested: raise CancelTrainException()
     except CancelEpochException: self('after_cancel_epoch')
-    self.stop = False
+    self.stop = Stop(self)   # the lesson's `False` again, and callable: `run.stop()`
 
 # %% ../nbs/04_runner.ipynb #rn02
 @patch

@@ -422,7 +422,8 @@ def test_cancel_train_during_validation_ends_the_fit_there(learn):
     assert t[t.index('begin_validate'):].count('after_batch') == 1
 
 
-def test_cancel_train_from_another_thread_ends_the_fit_within_one_batch(learn):
+@pytest.mark.parametrize('ask', ['stop', 'cancel_train'])   # `run.stop()` is `run.cancel_train()`
+def test_cancel_train_from_another_thread_ends_the_fit_within_one_batch(learn, ask):
     started = threading.Event()
     class Slow(Callback):
         def after_batch(self):
@@ -431,7 +432,7 @@ def test_cancel_train_from_another_thread_ends_the_fit_within_one_batch(learn):
     run, seen = Runner(cb_funcs=[Slow, Trace]), {}
     def stop():
         started.wait(10)
-        seen['asked'] = run.cancel_train()
+        seen['asked'] = getattr(run, ask)()
         seen['done'] = run.n_batches   # batches that had begun their `after_batch` once it was asked
     t = threading.Thread(target=stop)
     t.start()
@@ -463,3 +464,19 @@ def test_an_error_in_the_batch_of_a_cancel_train_goes_on(learn, exc):
     run = Runner(cb_funcs=[AskThenFail, Trace])
     with pytest.raises(type(exc)): run.fit(1, learn)
     assert run.error is exc and 'after_cancel_train' not in run.trace.trace and run.trace.trace[-1] == 'after_fit'
+
+
+def test_run_stop_is_the_lessons_flag_that_ends_a_pass_and_a_call_that_ends_the_fit(learn):
+    class PassEnd(Callback):
+        _order = 10
+        def after_batch(self):
+            if self.in_train and self.n_iter == 2: self.run.stop = True   # the lesson's use: this pass ends
+    run = Runner(cb_funcs=[PassEnd, Trace])
+    assert not run.stop and run.stop == False and repr(run.stop) == 'False'
+    run.fit(2, learn)
+    t = run.trace.trace
+    assert run.epoch == 1 and t.count('after_epoch') == 2 and 'after_cancel_train' not in t   # both epochs ran
+    assert run.stop() is False   # a Stop again after the pass: callable; no fit runs, so nothing is asked
+    run.pass_end.enabled = False
+    run.fit(1, learn)
+    assert run.n_iter == len(learn.data.train_dl) and not run.stop
