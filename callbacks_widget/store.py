@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['DEFAULT_PATH', 'APPLICATION_ID', 'SCHEMA_VERSION', 'BUSY_SECONDS', 'SCHEMA', 'store_kind', 'connect', 'describe',
            'callback_settings', 'fit_info', 'fit_status', 'StoreWriter', 'insert_fit', 'RunStore', 'batch_chunk',
-           'StoredFit', 'differences', 'Runs', 'load_runs']
+           'StoredFit', 'hyper_values', 'differences', 'Runs', 'load_runs']
 
 # %% ../nbs/12_store.ipynb #st03
 import datetime, json, math, os, queue, socket, sqlite3, threading, time, warnings
@@ -25,7 +25,7 @@ DEFAULT_PATH, APPLICATION_ID, SCHEMA_VERSION, BUSY_SECONDS = 'runs.sqlite', 0x43
 SCHEMA = """
 CREATE TABLE fits (id INTEGER PRIMARY KEY, started REAL, updated REAL, ended REAL, status TEXT, host TEXT, pid INTEGER,
                    callbacks TEXT, settings TEXT, optimizer TEXT, hypers TEXT, model TEXT, n_params INTEGER,
-                   seed INTEGER, epochs INTEGER, beta REAL, groups INTEGER);
+                   seed TEXT, epochs INTEGER, beta REAL, groups INTEGER);
 CREATE TABLE batches (fit INTEGER, first INTEGER, n INTEGER, loss BLOB, lr BLOB, PRIMARY KEY (fit, first));
 CREATE TABLE epochs (fit INTEGER, epoch INTEGER, iteration INTEGER, stats TEXT, PRIMARY KEY (fit, epoch));
 """
@@ -84,16 +84,18 @@ def callback_settings(cb: Callback) -> dict:
 
 # %% ../nbs/12_store.ipynb #sc05
 def _model(run) -> torch.nn.Module:
+    "The runner's model, unwrapped from DDP's wrapper."
     m = run.model
     return m.module if isinstance(m, torch.nn.parallel.DistributedDataParallel) else m
 
+# %% ../nbs/12_store.ipynb #sc06
 def fit_info(run) -> dict:
     "What the fit `run` is starting: its callbacks and their settings, optimizer and hyper-parameters, model, seed, and when and where it runs."
     groups, model = run.opt.param_groups, _model(run)
     return dict(started=time.time(), status='running', host=socket.gethostname(), pid=os.getpid(),
                 callbacks=[cb.name for cb in run.running], settings={cb.name: callback_settings(cb) for cb in run.running},
                 optimizer=type(run.opt).__name__, hypers=[{k: describe(v) for k, v in g.items() if k != 'params'} for g in groups],
-                model=type(model).__name__, n_params=sum(p.numel() for p in model.parameters()), seed=torch.initial_seed(),
+                model=type(model).__name__, n_params=sum(p.numel() for p in model.parameters()), seed=str(torch.initial_seed()),   # 64 bits unsigned: more than SQLite's integers
                 epochs=run.epochs, beta=run.recorder.history.beta, groups=len(groups))
 
 # %% ../nbs/12_store.ipynb #sd01
@@ -224,7 +226,7 @@ def after_fit(self: RunStore):
 class StoredFit():
     "One fit of a run store, as `load_runs` lists it; `record()` reads its batches and epochs."
     path: Path; id: int; started: float; ended: Optional[float]; status: str; host: str; pid: int
-    callbacks: list; settings: dict; optimizer: str; hypers: list; model: str; n_params: int; seed: int; epochs: int
+    callbacks: list; settings: dict; optimizer: str; hypers: list; model: str; n_params: int; seed: str; epochs: int
     beta: float; groups: int; n_batches: int = 0; final: dict = field(default_factory=dict); name: str = ''
 
     @property
@@ -232,19 +234,20 @@ class StoredFit():
         "When the fit started, in local time."
         return datetime.datetime.fromtimestamp(self.started).strftime('%Y-%m-%d %H:%M:%S')
 
-# %% ../nbs/12_store.ipynb #sg03
-def _hypers(groups: list) -> dict:
-    "Each hyper-parameter: its value if every parameter group has the same, else the list of them."
+# %% ../nbs/12_store.ipynb #sg02b
+def hyper_values(groups: list) -> dict:
+    "Each hyper-parameter of the parameter groups `groups`: its value if every group has the same, else the list of them."
     keys = dict.fromkeys(k for g in groups for k in g)
     return {k: vs[0] if len(set(map(json.dumps, vs))) == 1 else vs for k in keys for vs in [[g.get(k) for g in groups]]}
 
+# %% ../nbs/12_store.ipynb #sg03
 def differences(before: StoredFit, now: StoredFit) -> list:
     "What `now` changed from `before`: `-callback`, `+callback`, then `setting=value` for each setting, hyper-parameter, optimizer, model or epochs that differs."
     out = [f'−{c}' for c in before.callbacks if c not in now.callbacks] + [f'+{c}' for c in now.callbacks if c not in before.callbacks]
     for cb, s in now.settings.items():
         if cb in before.settings: out += [f'{cb}.{k}={v}' for k, v in s.items() if before.settings[cb].get(k) != v]
-    old = _hypers(before.hypers)
-    out += [f'{k}={v}' for k, v in _hypers(now.hypers).items() if old.get(k) != v]
+    old = hyper_values(before.hypers)
+    out += [f'{k}={v}' for k, v in hyper_values(now.hypers).items() if old.get(k) != v]
     return out + [f'{k}={getattr(now, k)}' for k in ('optimizer', 'model', 'epochs') if getattr(before, k) != getattr(now, k)]
 
 # %% ../nbs/12_store.ipynb #sg06
@@ -274,6 +277,7 @@ class Runs(list):
             for f in self]
         return text_table(rows)
 
+# %% ../nbs/12_store.ipynb #sg08c
 def load_runs(path: Union[str, Path, None] = None) -> Runs:
     "The fits stored at `path` (default: `runs.sqlite` here), each named by what it changed from the one before; the file is only read."
     path = Path(path or DEFAULT_PATH)
@@ -289,21 +293,27 @@ def load_runs(path: Union[str, Path, None] = None) -> Runs:
 
 # %% ../nbs/12_store.ipynb #sg11
 @patch
-def record(self: StoredFit) -> History:
-    "This fit's record: a `History` of one fit (the smoothed loss computed afresh, as it was when it ran)."
+def read(self: StoredFit) -> tuple:
+    "`(losses, lrs, epochs)` of this fit as stored: float32 arrays (lrs: a column per parameter group), and `(epoch, iteration, stats)` rows."
     con = connect(self.path)
     try:
         chunks = con.execute('SELECT loss, lr FROM batches WHERE fit = ? ORDER BY first', (self.id,)).fetchall()
         epochs = con.execute('SELECT epoch, iteration, stats FROM epochs WHERE fit = ? ORDER BY epoch', (self.id,)).fetchall()
     finally: con.close()
-    loss = np.concatenate([np.frombuffer(l, np.float32) for l, _ in chunks] or [np.zeros(0, np.float32)]).tolist()
-    lrs = np.concatenate([np.frombuffer(r, np.float32) for _, r in chunks] or [np.zeros(0, np.float32)]).reshape(-1, self.groups)
-    lrs = lrs[:, 0].tolist() if self.groups == 1 else list(map(tuple, lrs.tolist()))
+    column = lambda i: np.concatenate([np.frombuffer(c[i], np.float32) for c in chunks] or [np.zeros(0, np.float32)])
+    return column(0), column(1).reshape(-1, self.groups), [(e, i, json.loads(s)) for e, i, s in epochs]
+
+# %% ../nbs/12_store.ipynb #sg11b
+@patch
+def record(self: StoredFit) -> History:
+    "This fit's record: a `History` of one fit (the smoothed loss computed afresh, as it was when it ran)."
+    loss, lrs, epochs = self.read()
+    loss, lrs = loss.tolist(), lrs[:, 0].tolist() if self.groups == 1 else list(map(tuple, lrs.tolist()))
     h, at = History(self.beta), 0
     h.begin_fit(tuple(self.callbacks), self.groups)
     for epoch, iteration, stats in epochs:
         h.add_batches(loss[at:iteration], lrs[at:iteration]); at = max(at, iteration)
-        h.add_epoch(epoch, **json.loads(stats))
+        h.add_epoch(epoch, **stats)
     h.add_batches(loss[at:], lrs[at:]); h.end_fit()
     return h
 
