@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['DEFAULT_PATH', 'APPLICATION_ID', 'SCHEMA_VERSION', 'BUSY_SECONDS', 'SCHEMA', 'store_kind', 'connect', 'describe',
-           'callback_settings', 'fit_info', 'fit_status', 'StoreWriter', 'insert_fit', 'RunStore', 'batch_chunk',
-           'StoredFit', 'hyper_values', 'differences', 'Runs', 'load_runs']
+           'callback_settings', 'fit_info', 'fit_status', 'insert_fit', 'StoreWriter', 'wait_for_writers', 'RunStore',
+           'batch_chunk', 'StoredFit', 'hyper_values', 'differences', 'Runs', 'load_runs']
 
 # %% ../nbs/12_store.ipynb #st03
 import datetime, json, math, os, queue, socket, sqlite3, threading, time, warnings
@@ -105,33 +105,56 @@ def fit_status(error: Optional[BaseException], cancelled: bool) -> str:
     if isinstance(error, KeyboardInterrupt): return 'interrupted'
     return f"failed: {type(error).__name__}: {error}"
 
+# %% ../nbs/12_store.ipynb #se05
+def insert_fit(con: sqlite3.Connection, info: dict) -> int:
+    "Add the row of a fit described by `info` (from `fit_info`) and return its id."
+    values = {k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in info.items()}
+    cur = con.execute(f"INSERT INTO fits ({', '.join(values)}, updated) VALUES ({', '.join('?' * len(values))}, ?)",
+                      (*values.values(), info['started']))
+    return cur.lastrowid
+
 # %% ../nbs/12_store.ipynb #se01
 class StoreWriter(threading.Thread):
-    "The thread that writes fit `fit_id`'s rows through `con`, one transaction for all that waits, and closes `con` when stopped."
+    "The thread that adds the fit `info` to the store at `path` through `con`, writes its rows (one transaction for all that waits), and closes `con` when stopped."
     STOP = 'stop'
-    def __init__(self, con: sqlite3.Connection, fit_id: int):
-        super().__init__(name=f'RunStore writer of fit {fit_id}', daemon=True)
-        self.con, self.fit_id, self.queue, self.error = con, fit_id, queue.SimpleQueue(), None
+    def __init__(self, con: sqlite3.Connection, path: Path, info: dict):
+        super().__init__(name=f'RunStore writer ({path.name})')   # not a daemon: an exiting process lets it finish
+        self.con, self.path, self.info, self.queue, self.fit_id, self.error = con, path, info, queue.SimpleQueue(), None, None
+        self.stopping = False
 
     def put(self, rows: tuple) -> None: self.queue.put(rows)
     def stop(self) -> None:
-        "Write what waits, close the connection and end the thread."
+        "Have the thread write what waits, close the connection and end (without waiting for it)."
+        self.stopping = True
         self.queue.put(self.STOP)
-        self.join()
 
 # %% ../nbs/12_store.ipynb #se02
 @patch
 def run(self: StoreWriter) -> None:
     try:
+        self.keep(lambda: setattr(self, 'fit_id', insert_fit(self.con, self.info)))
         while True:
             items = [self.queue.get()]
             while not self.queue.empty(): items.append(self.queue.get())
             rows = [i for i in items if i is not self.STOP]
-            if rows and self.error is None:
-                try: self.write(rows)
-                except Exception as e: self.error = e   # the fit goes on; `RunStore.after_fit` says so
+            if rows and self.error is None: self.keep(lambda: self.write(rows))
             if len(rows) < len(items): return
     finally: self.con.close()
+
+# %% ../nbs/12_store.ipynb #se02b
+@patch
+def keep(self: StoreWriter, f) -> None:
+    "Call `f`; an error is kept and said once, as a warning: the fit goes on, its record in memory."
+    try: f()
+    except Exception as e:
+        self.error = e
+        warnings.warn(f"RunStore: could not write to {self.path}: {type(e).__name__}: {e}; the fit's record is in memory only")
+
+# %% ../nbs/12_store.ipynb #se02d
+def wait_for_writers(path: Path) -> None:
+    "Wait for this process's writers of the store at `path` that were told to stop."
+    for t in threading.enumerate():
+        if isinstance(t, StoreWriter) and t.stopping and t.path == path.resolve(): t.join()
 
 # %% ../nbs/12_store.ipynb #se04
 @patch
@@ -148,14 +171,6 @@ def write(self: StoreWriter, rows: list) -> None:
         con.execute('COMMIT')
     except BaseException: con.execute('ROLLBACK'); raise
 
-# %% ../nbs/12_store.ipynb #se05
-def insert_fit(con: sqlite3.Connection, info: dict) -> int:
-    "Add the row of a fit described by `info` (from `fit_info`) and return its id."
-    values = {k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in info.items()}
-    cur = con.execute(f"INSERT INTO fits ({', '.join(values)}, updated) VALUES ({', '.join('?' * len(values))}, ?)",
-                      (*values.values(), info['started']))
-    return cur.lastrowid
-
 # %% ../nbs/12_store.ipynb #sf01
 class RunStore(Callback):
     "Writes each fit's record (batches, epochs, what it ran, how it ended) to the SQLite file `path`, handing rows to a writer thread every `every` seconds."
@@ -164,7 +179,7 @@ class RunStore(Callback):
         if isinstance(every, bool) or not isinstance(every, (int, float)) or not every > 0:
             raise ValueError(f"RunStore: every must be a number of seconds > 0, got {every!r}")
         self.path, self.every = Path(path or DEFAULT_PATH).resolve(), every
-        self.fit_id, self._writer, self._next = None, None, math.inf
+        self._writer, self._next = None, math.inf
 
     def after_batch(self):
         if perf_counter() >= self._next: self.hand_off()   # the clock check is all a batch costs
@@ -178,9 +193,8 @@ def begin_fit(self: RunStore):
     h = self.run.recorder.history
     self._fit, self._sent, self._seen, self._cancelled = len(h.fit_starts) - 1, 0, len(h.epochs), False
     con = connect(self.path, write=True)
-    try: self.fit_id = insert_fit(con, fit_info(self.run))
+    try: self._writer = StoreWriter(con, self.path, fit_info(self.run))
     except BaseException: con.close(); raise
-    self._writer = StoreWriter(con, self.fit_id)
     self._writer.start()
     self._next = perf_counter() + self.every
 
@@ -219,7 +233,6 @@ def after_fit(self: RunStore):
     finally:
         self._writer, self._next = None, math.inf
         w.stop()
-    if w.error is not None: warnings.warn(f"RunStore: could not write fit {w.fit_id} to {self.path}: {w.error}")
 
 # %% ../nbs/12_store.ipynb #sg01
 @dataclass
@@ -281,6 +294,7 @@ class Runs(list):
 def load_runs(path: Union[str, Path, None] = None) -> Runs:
     "The fits stored at `path` (default: `runs.sqlite` here), each named by what it changed from the one before; the file is only read."
     path = Path(path or DEFAULT_PATH)
+    wait_for_writers(path)
     con = connect(path)
     try:
         rows = con.execute(f"SELECT {', '.join(_COLUMNS)} FROM fits ORDER BY id").fetchall()

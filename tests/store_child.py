@@ -43,7 +43,7 @@ def main(mode: str, path: str, *args) -> None:
         run = Runner(cbs=[DistributedCallback(), RunStore(path)])
         run.fit(1, make_learner(512))
         rank = dist.get_rank()
-        report = dict(pid=os.getpid(), running=[cb.name for cb in run.running], fit_id=run.run_store.fit_id)
+        report = dict(pid=os.getpid(), running=[cb.name for cb in run.running])
         (Path(args[0])/f'rank{rank}.json').write_text(json.dumps(report))
         dist.destroy_process_group()
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest, torch
 from callbacks_widget.runner import Callback, Runner
 from callbacks_widget.history import Recorder
-from callbacks_widget.store import RunStore, StoreWriter, connect, load_runs
+from callbacks_widget.store import RunStore, StoreWriter, connect, load_runs, wait_for_writers
 
 ROOT = Path(__file__).resolve().parents[1]
 CHILD = [sys.executable, str(ROOT/'tests'/'store_child.py')]
@@ -67,7 +67,7 @@ def test_under_ddp_only_rank_0_writes(tmp_path):
     p = subprocess.run(cmd, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
     r0, r1 = (json.loads((tmp_path/f'rank{r}.json').read_text()) for r in (0, 1))
-    assert 'run_store' in r0['running'] and 'run_store' not in r1['running'] and r1['fit_id'] is None
+    assert 'run_store' in r0['running'] and 'run_store' not in r1['running']
     fit, = load_runs(path)
     assert (fit.pid, fit.status, fit.n_batches) == (r0['pid'], 'finished', 8)
 
@@ -75,6 +75,7 @@ def test_under_ddp_only_rank_0_writes(tmp_path):
 def test_reading_a_store_never_changes_it(tmp_path):
     path = tmp_path/'runs.sqlite'
     Runner(cbs=[RunStore(path)]).fit(1, make_learner())
+    wait_for_writers(path)
     before = files(tmp_path)
     fits = load_runs(path); fits[0].record(); fits[0].to_csv(tmp_path/'fit.csv')
     (tmp_path/'fit.csv').unlink()
@@ -108,8 +109,7 @@ def test_ctrl_c_in_the_store_ends_the_fit_with_no_writer_left_and_the_next_fit_i
         return original(self, *args, **kwargs)
     monkeypatch.setattr(*{'hand_off': (RunStore, 'hand_off'), 'stop': (StoreWriter, 'stop'), 'begin': (StoreWriter, 'start')}[where], interrupted)
     with pytest.raises(KeyboardInterrupt): run.fit(1, learn)
-    deadline = time.time() + 5
-    while writers() and time.time() < deadline: time.sleep(0.01)
+    wait_for_writers(path)
     assert not writers()
     monkeypatch.undo()
     run.fit(1, learn)
@@ -119,6 +119,10 @@ def test_ctrl_c_in_the_store_ends_the_fit_with_no_writer_left_and_the_next_fit_i
 def test_a_store_that_cannot_be_written_warns_at_the_fit_end_and_training_goes_on(tmp_path, monkeypatch):
     def full(self, rows): raise OSError('disk full')
     monkeypatch.setattr(StoreWriter, 'write', full)
-    run = Runner(cbs=[RunStore(tmp_path/'runs.sqlite')])
-    with pytest.warns(UserWarning, match='could not write fit 1 to .*runs.sqlite: disk full'): run.fit(1, make_learner())
+    path = tmp_path/'runs.sqlite'
+    run = Runner(cbs=[RunStore(path)])
+    with pytest.warns(UserWarning, match="could not write to .*runs.sqlite: OSError: disk full; the fit's record is in memory only"):
+        run.fit(1, make_learner())
+        wait_for_writers(path)
     assert len(run.recorder.history.loss) == 8 and not writers()
+    assert load_runs(path)[0].n_batches == 0   # its row went in; its batches could not
