@@ -28,7 +28,7 @@ from callbacks_widget.learner import accuracy   # noqa: E402
 from callbacks_widget.runner import Runner   # noqa: E402
 from callbacks_widget.stats import AvgStatsCallback   # noqa: E402
 from callbacks_widget.history import History   # noqa: E402
-from callbacks_widget.store import RunStore, StoreWriter, batch_chunk, connect, insert_fit   # noqa: E402
+from callbacks_widget.store import RunStore, StoreWriter, batch_chunk, connect, insert_fit, wait_for_writers   # noqa: E402
 
 EVERY = 0.5
 
@@ -87,7 +87,8 @@ def hand_off_seconds(n: int, rounds: int = 20) -> dict:
     h = History(); h.begin_fit(('train_eval', 'recorder', 'run_store')); h.add_batches(np.random.rand(n).tolist(), [0.1] * n); h.end_fit()
     with tempfile.TemporaryDirectory() as d:
         con = connect(Path(d)/'runs.sqlite', write=True)
-        w = StoreWriter(con, insert_fit(con, dict(started=time.time(), status='running')))
+        w = StoreWriter(con, Path(d)/'runs.sqlite', {})   # not started: `write` is timed on this thread
+        w.fit_id = insert_fit(con, dict(started=time.time(), status='running'))
         take, write = [], []
         for i in range(rounds):
             t = time.perf_counter(); chunk = batch_chunk(h, 0, 0, n, 1); t1 = time.perf_counter()
@@ -108,11 +109,27 @@ def store_bytes(workload: str, quick: bool) -> dict:
             path = Path(d)/f'{epochs}.sqlite'
             run = Runner(cb_funcs=[partial(RunStore, path)])
             run.fit(epochs, make_learner(data))
+            wait_for_writers(path)
             sizes[epochs] = path.stat().st_size
     n = len(data.train_dl)
     per_batch = (sizes[9] - sizes[1]) / (8 * n)
     return dict(empty=sizes[0], one_epoch=sizes[1], nine_epochs=sizes[9], train_batches_per_epoch=n, per_batch=per_batch,
                 per_fit=sizes[1] - sizes[0] - per_batch * n)
+
+
+def hook_seconds(workload: str, quick: bool, fits: int = 5) -> dict:
+    "Time in the store's hooks on the fit's thread (`cb_seconds`: begin_fit, the batches' clock checks, hand-offs, after_fit) per fit of one epoch; medians."
+    data = WORKLOADS[workload].data(quick)
+    with tempfile.TemporaryDirectory() as d:
+        c = store_contestant(data, Path(d)/'runs.sqlite')
+        spent, took = [], []
+        for _ in range(fits + 1):
+            t = time.perf_counter(); c.epoch(); took.append(time.perf_counter() - t)
+            spent.append(c.run.cb_seconds['run_store'])
+        wait_for_writers(Path(d)/'runs.sqlite')
+    spent, took = spent[1:], took[1:]
+    return dict(ms_per_fit=1e3 * statistics.median(spent), share=statistics.median(s / t for s, t in zip(spent, took)),
+                fit_ms=1e3 * statistics.median(took))
 
 
 def paced_times(workload: str, quick: bool, epochs: int) -> dict:
@@ -163,6 +180,8 @@ def report(name: str, res: dict) -> str:
     share = (h['take_us'] + h['write_us']) / (1e6 * EVERY)
     lines.append(f"a hand-off every {EVERY} s = {h['batches']} batches at {bps:,.0f} batches/s: {h['take_us']:.0f} µs on the fit's thread "
                  f"+ {h['write_us']:.0f} µs writing = {100*share:.3f}% of the time")
+    k = res['hooks']
+    lines.append(f"in the store's hooks on the fit's thread: {k['ms_per_fit']:.2f} ms a fit of one epoch ({k['fit_ms']:.0f} ms) = {100*k['share']:.2f}%")
     t = res['time']
     lines.append(f"time, paced ({t['epochs']} epochs): (b) {t['ratio_b']:.3f}, (st) {t['ratio_st']:.3f} of the hand-written loop "
                  f"({t['hand_us_per_batch']:.0f} µs a batch): (st)/(b) = {t['st_over_b']:.4f}, {t['extra_us_per_batch']:+.1f} µs a batch")
@@ -188,7 +207,7 @@ def main(argv=None) -> dict:
     for name in (WORKLOADS if a.workload == 'both' else [a.workload]):
         bps = batches_per_second(name, a.quick)
         res = out[name] = dict(batches_per_second=bps, hand_off=hand_off_seconds(max(1, round(bps * EVERY))),
-                               bytes=store_bytes(name, a.quick), time=paced_times(name, a.quick, 3 if a.quick else 15))
+                               bytes=store_bytes(name, a.quick), hooks=hook_seconds(name, a.quick), time=paced_times(name, a.quick, 3 if a.quick else 15))
         if not a.no_instructions and shutil.which('valgrind'): res['instructions'] = count_workload(name, a.quick)
         print(report(name, res), '\n', flush=True)
     if a.json: Path(a.json).write_text(json.dumps(out, indent=1))

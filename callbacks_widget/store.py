@@ -8,7 +8,7 @@ __all__ = ['DEFAULT_PATH', 'APPLICATION_ID', 'SCHEMA_VERSION', 'BUSY_SECONDS', '
            'batch_chunk', 'StoredFit', 'hyper_values', 'differences', 'Runs', 'load_runs']
 
 # %% ../nbs/12_store.ipynb #st03
-import datetime, json, math, os, queue, socket, sqlite3, threading, time, warnings
+import datetime, functools, json, math, os, queue, socket, sqlite3, threading, time, warnings
 from dataclasses import dataclass, field
 from inspect import Parameter, signature
 from pathlib import Path
@@ -47,7 +47,7 @@ def connect(path: Union[str, Path], write: bool = False) -> sqlite3.Connection:
         kind = store_kind(con)
         if kind == 'foreign': raise ValueError(f"{path} is an SQLite database of something else, not a run store: it was left as it was")
         if kind == 'empty' and not write: raise ValueError(f"{path} is not a run store: an empty SQLite database")
-        if write: _prepare(con)
+        if write: _prepare(con, kind)
         return con
     except sqlite3.DatabaseError as e:
         con.close()
@@ -55,9 +55,11 @@ def connect(path: Union[str, Path], write: bool = False) -> sqlite3.Connection:
     except BaseException: con.close(); raise
 
 # %% ../nbs/12_store.ipynb #sb03
-def _prepare(con: sqlite3.Connection) -> None:
-    "Ready `con` to write: WAL (readers and other writers go on; a killed writer loses only what it had not committed), its tables made if new."
-    con.execute('PRAGMA journal_mode=WAL'); con.execute('PRAGMA synchronous=NORMAL')
+def _prepare(con: sqlite3.Connection, kind: str) -> None:
+    "Ready `con` to write to a file of `kind`: in WAL mode (readers and other writers go on; a killed writer loses only what it had not committed), its tables made if new."
+    con.execute('PRAGMA synchronous=NORMAL')   # in WAL mode: a killed process loses nothing it committed
+    if kind == 'store': return   # already in WAL mode (it stays so): no lock to wait for
+    con.execute('PRAGMA journal_mode=WAL')
     con.execute('BEGIN IMMEDIATE')   # two new writers at once: the second waits, then finds the tables
     try:
         if store_kind(con) == 'empty':
@@ -76,11 +78,15 @@ def describe(v):
     return getattr(v, '__qualname__', None) if callable(v) and hasattr(v, '__qualname__') else type(v).__name__
 
 # %% ../nbs/12_store.ipynb #sc03
+@functools.cache   # `signature` takes ~0.1 ms: once a class
+def _arguments(cls: type) -> tuple:
+    "The names of the arguments of `cls`'s constructor (not `self`, `*args` nor `**kwargs`)."
+    return tuple(k for k, p in signature(cls.__init__).parameters.items() if k != 'self' and p.kind not in (Parameter.VAR_POSITIONAL, Parameter.VAR_KEYWORD))
+
 def callback_settings(cb: Callback) -> dict:
     "The arguments of `cb`'s constructor that it keeps as attributes of the same name, described."
-    params = signature(type(cb).__init__).parameters
     kept = vars(cb)
-    return {k: describe(kept[k]) for k, p in params.items() if k != 'self' and k in kept and p.kind not in (Parameter.VAR_POSITIONAL, Parameter.VAR_KEYWORD)}
+    return {k: describe(kept[k]) for k in _arguments(type(cb)) if k in kept}
 
 # %% ../nbs/12_store.ipynb #sc05
 def _model(run) -> torch.nn.Module:
@@ -132,6 +138,7 @@ class StoreWriter(threading.Thread):
 @patch
 def run(self: StoreWriter) -> None:
     try:
+        time.sleep(0)   # let the fit's thread, waiting in `start`, go on first
         self.keep(lambda: setattr(self, 'fit_id', insert_fit(self.con, self.info)))
         while True:
             items = [self.queue.get()]
