@@ -33,10 +33,18 @@ from callbacks_widget.store import RunStore, StoreWriter, batch_chunk, connect, 
 EVERY = 0.5
 
 
-def store_contestant(data, path: Path, every: float = EVERY) -> RunnerContestant:
-    "(st): (b) + a `RunStore` writing to `path`."
-    return RunnerContestant('st', '(st) (b) + RunStore', data, lambda: Runner(
-        cb_funcs=[partial(AvgStatsCallback, [accuracy]), partial(RunStore, path, every=every)]))
+class StoreContestant(RunnerContestant):
+    "(st): (b) + a `RunStore` writing to `path`; an epoch ends once its writer has (it works on after the fit: counted in the epoch)."
+    def __init__(self, data, path: Path, every: float = EVERY):
+        super().__init__('st', '(st) (b) + RunStore', data, lambda: Runner(
+            cb_funcs=[partial(AvgStatsCallback, [accuracy]), partial(RunStore, path, every=every)]))
+        self.path = path
+    def epoch(self):
+        super().epoch()
+        wait_for_writers(self.path)
+
+
+def store_contestant(data, path: Path, every: float = EVERY) -> StoreContestant: return StoreContestant(data, path, every)
 
 
 def contestant(key: str, data):
