@@ -28,15 +28,18 @@ from .anneal import *
 from .lr_finder import *
 from .early_stopping import *
 from .restart import *
+from .store import *
 from . import core, data, learner, runner, stats, history, panel, figure, liveplot
-from . import devices, precision, distributed, anneal, lr_finder, early_stopping, restart
+from . import devices, precision, distributed, anneal, lr_finder, early_stopping, restart, store
 
 # %% ../nbs/99_all.ipynb #al02
 _INTERNAL = {'MNIST_URL', 'MNIST_LAYOUT', 'ArrayUnpickler', 'file_digests', 'check_digests', 'read_mnist',
              'check_learner_parts', 'check_fit_args', 'metric_name', 'summand', 'local_rank', 'fit_name',
              'PLOTLY_JS', 'FIGURE_JS', 'MAX_COORD', 'COLUMN_DTYPES', 'es_module', 'plotly_module_gz', 'PlotlyLibrary',
              'plotly_library', 'columns', 'columns_trait', 'zoom_range', 'with_range', 'AUTOSCALE',
-             'PENDING', 'COST_HELP', 'ESTIMATE_AFTER', 'take_clicks_during_fits', 'WIDGET_VIEW', 'make_figure', 'fits_table'}
+             'PENDING', 'COST_HELP', 'ESTIMATE_AFTER', 'take_clicks_during_fits', 'WIDGET_VIEW', 'make_figure', 'fits_table',
+             'DEFAULT_PATH', 'APPLICATION_ID', 'SCHEMA_VERSION', 'BUSY_SECONDS', 'SCHEMA', 'store_kind', 'connect', 'describe',
+             'callback_settings', 'fit_info', 'fit_status', 'StoreWriter', 'insert_fit', 'batch_chunk', 'hyper_values', 'differences'}
 __all__ = ['partial', 'torch', 'nn', 'optim', 'F'] + [
     n for m in (core, data, learner, runner, stats, history, panel, figure, liveplot, devices, precision, distributed,
-                anneal, lr_finder, early_stopping, restart) for n in m.__all__ if n not in _INTERNAL]
+                anneal, lr_finder, early_stopping, restart, store) for n in m.__all__ if n not in _INTERNAL]

@@ -84,6 +84,7 @@ class LivePlotCallback(Callback):
         self.widget, self._drawn, self._pending = self.fig, {}, {}   # per group of traits, the state of the record it last drew
         self._base_layout, self._fit_cache, self._lr_fits, self._smoother = self.fig.plot_layout, {}, (0, []), None
         self._layout, self._auto_view, self._picture_id = self._base_layout, None, None
+        self._past, self._past_cache = [], {}   # past fits the compare view draws (`compare_with`), and their columns
         self.view_buttons, self.controls = self._view_buttons(), self._controls()
         self.fig.observe(lambda change: self._show_view(change['new']), 'view')
         self.fig.observe(lambda change: self._draw(), 'x_range')
@@ -341,20 +342,51 @@ def _lr_find_fits(self: LivePlotCallback, h: History) -> list:
     self._lr_fits = (len(h.fit_starts), found + lr_find_fits(h, seen))
     return self._lr_fits[1]
 
+# %% ../nbs/08_liveplot.ipynb #lppf1
+@patch
+def compare_with(self: LivePlotCallback, *fits) -> None:
+    "Draw the past fits `fits` (as `load_runs` lists them) in the compare view beside this kernel's, and show it; none: take them out."
+    if len(fits) > COMPARE_FITS: raise ValueError(f"compare_with: at most {COMPARE_FITS} past fits, got {len(fits)}")
+    for f in fits:
+        if not all(hasattr(f, k) for k in ('record', 'name', 'when')): raise TypeError(f"compare_with: {f!r} is not a past fit; pass fits of load_runs(path)")
+    past = []
+    for f in fits:
+        h, t = f.record(), EpochTable()
+        t.update(h.epochs)
+        past.append((f'p{len(past)}', f'{f.name} · {f.when}', h, t))
+    with self.fig.lock:
+        self._past, self._past_cache = past, {}
+        if past: self.view = 'compare'
+        self._draw()
+
+# %% ../nbs/08_liveplot.ipynb #lppf2
+@patch
+def _past_columns(self: LivePlotCallback, past: list, n_out: int, r: tuple) -> dict:
+    "The columns of the past fits `past`, each made once for its points, x range, smoothing and skip."
+    beta, skip, cache, out = self.fig.beta, self.fig.skip, {}, {}
+    for tag, _, h, t in past:
+        key = (tag, n_out, r, beta, skip)
+        smooth = lambda: h.smooth_loss.values if beta == h.beta else SmoothedLoss(beta).update(h)
+        cache[key] = self._past_cache.get(key) or past_columns(h, t, tag, n_out, r, smooth(), skip)
+        out.update(cache[key])
+    self._past_cache = cache
+    return out
+
 # %% ../nbs/08_liveplot.ipynb #f8v013
 @patch
 def _fit_view(self: LivePlotCallback, h: History, view: str, r: tuple) -> dict:
     "The traits of the compare or lr finder view that changed (an ended fit's columns from the cache)."
     fits = self._lr_find_fits(h) if view == 'lr_find' else range(len(h.fit_starts))
-    shown, t, out = shown_fits(fits), self._epochs, {}
-    if not self._changed('fits', (view, len(h.fit_starts), len(h.loss), len(t.x), r)): return out
-    n_out, last, valid = min(self.max_points, COMPARE_POINTS // max(1, len(shown))), len(h.fit_starts) - 1, 'valid_loss' in t.ys
+    shown, t, out, past = shown_fits(fits), self._epochs, {}, (self._past if view == 'compare' else [])
+    if not self._changed('fits', (view, len(h.fit_starts), len(h.loss), len(t.x), r, len(past))): return out
+    n_out, last, valid = min(self.max_points, COMPARE_POINTS // max(1, len(shown) + len(past))), len(h.fit_starts) - 1, 'valid_loss' in t.ys
     smooth, skip = self._smooth(h), self.fig.skip
     cache = {(k, n_out, view, r, self.fig.beta, skip): None for k in shown}
     for key in cache: cache[key] = self._fit_cache.get(key) or fit_columns(h, t, key[0], n_out, view, r, smooth, skip)
-    out['fits'] = {name: v for cols in cache.values() for name, v in cols.items()}
+    out['fits'] = {name: v for cols in [*cache.values(), self._past_columns(past, n_out, r)] for name, v in cols.items()}
     self._fit_cache = {key: cols for key, cols in cache.items() if key[0] != last}   # the running fit changes
-    if self._changed('fit_traces', (view, tuple(shown), valid)): out['traces'] = fits_traces(h, shown, view, valid)
+    drawn = [(tag, name, 'valid_loss' in pt.ys) for tag, name, _, pt in past]
+    if self._changed('fit_traces', (view, tuple(shown), valid, tuple(drawn))): out['traces'] = fits_traces(h, shown, view, valid) + past_traces(drawn, len(shown))
     note = fits_note(len(fits), len(shown), view)
     if self._changed('layout', (view, note, r)): out['plot_layout'] = fits_layout(self._base_layout, view, note, r)
     return out

@@ -7,7 +7,7 @@ __all__ = ['VIEWS', 'VIEW_LABELS', 'BATCH_TRACES', 'FIT_LINES', 'FIT_LABELS', 'C
            'LOG_AXES', 'end_to_end_traces', 'figure_layout', 'EpochTable', 'smooth_losses', 'SmoothedLoss',
            'kept_ranges', 'kept', 'downsample_ranges', 'visible', 'batch_columns', 'nonfinite_columns', 'table_rows',
            'epoch_columns', 'fit_marks', 'end_to_end_layout', 'shown_fits', 'fit_columns', 'view_layout', 'fit_traces',
-           'lr_find_fits', 'fits_traces', 'fits_note', 'fits_layout', 'log_axes']
+           'lr_find_fits', 'fits_traces', 'fits_note', 'fits_layout', 'past_columns', 'past_traces', 'log_axes']
 
 # %% ../nbs/07b_views.ipynb #vw03
 import bisect, functools, html, math
@@ -313,6 +313,17 @@ def fits_layout(base: dict, view: str, note: str, r: tuple) -> dict:
     layout['annotations'] = [dict(text=note, xref='paper', yref='paper', x=1, y=1, xanchor='right', yanchor='bottom',
                                   showarrow=False, font=dict(color='#777', size=11))] if note else []
     return layout
+
+# %% ../nbs/07b_views.ipynb #vwpf1
+def past_columns(h: History, t: EpochTable, tag: str, n_out: int, r: tuple, smooth: np.ndarray = None, skip: int = 0) -> dict:
+    "The compare view's columns of the past fit `h` (a record of one fit; `t` its epochs) under `tag`: `x<tag>`, `s<tag>`, ... as `fit_columns` makes them."
+    return {name[:-1] + tag: v for name, v in fit_columns(h, t, 0, n_out, 'compare', r, smooth, skip).items()}
+
+# %% ../nbs/07b_views.ipynb #vwpf2
+def past_traces(past: list, first: int) -> list:
+    "The dashed traces of the past fits `past` (`(tag, name, valid)` each: `valid` if it has a validation loss), coloured on after `first` fits."
+    traces = [t for i, (tag, name, valid) in enumerate(past) for t in fit_traces(tag, name, FIT_COLOURS[(first + i) % 10], 'compare', valid)]
+    return [{**t, 'line': {**t['line'], 'dash': 'dash'}} if 'line' in t else t for t in traces]
 
 # %% ../nbs/07b_views.ipynb #vwlg1
 LOG_AXES = dict(log_y='yaxis', log_lr='yaxis3')   # a live plot's log settings, and the axes they make logarithmic
