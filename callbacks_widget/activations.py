@@ -242,8 +242,10 @@ def remove(self: ActivationStats) -> None:
 def after_fit(self: ActivationStats) -> None:
     try: self.remove()
     finally:
-        self._pending.send()
-        self.flush(wait=True)
+        try:
+            self._pending.send()
+            self.flush(wait=True)
+        finally: self.remove()   # again: a Ctrl-C may have come before the first
 
 # %% ../nbs/11a_activations.ipynb #a7budx
 ACTIVATION_BYTES = 64 * 1024

@@ -28,15 +28,19 @@ from .anneal import *
 from .lr_finder import *
 from .early_stopping import *
 from .restart import *
+from .hooks import *
+from .activations import *
 from . import core, data, learner, runner, stats, history, panel, figure, liveplot
-from . import devices, precision, distributed, anneal, lr_finder, early_stopping, restart
+from . import devices, precision, distributed, anneal, lr_finder, early_stopping, restart, hooks, activations
 
 # %% ../nbs/99_all.ipynb #al02
 _INTERNAL = {'MNIST_URL', 'MNIST_LAYOUT', 'ArrayUnpickler', 'file_digests', 'check_digests', 'read_mnist',
              'check_learner_parts', 'check_fit_args', 'metric_name', 'summand', 'local_rank', 'fit_name',
              'PLOTLY_JS', 'FIGURE_JS', 'MAX_COORD', 'COLUMN_DTYPES', 'es_module', 'plotly_module_gz', 'PlotlyLibrary',
              'plotly_library', 'columns', 'columns_trait', 'zoom_range', 'with_range', 'AUTOSCALE',
-             'PENDING', 'COST_HELP', 'ESTIMATE_AFTER', 'take_clicks_during_fits', 'WIDGET_VIEW', 'make_figure', 'fits_table'}
+             'PENDING', 'COST_HELP', 'ESTIMATE_AFTER', 'take_clicks_during_fits', 'WIDGET_VIEW', 'make_figure', 'fits_table',
+             'activation_row', 'HostRows', 'BatchColumns', 'hooked_modules', 'layer_names'} | {
+             n for n in activations.__all__ if n.startswith(('activation', 'ACTIVATION', 'DASHES'))}   # the view's figure state, as `views`'
 __all__ = ['partial', 'torch', 'nn', 'optim', 'F'] + [
     n for m in (core, data, learner, runner, stats, history, panel, figure, liveplot, devices, precision, distributed,
-                anneal, lr_finder, early_stopping, restart) for n in m.__all__ if n not in _INTERNAL]
+                anneal, lr_finder, early_stopping, restart, hooks, activations) for n in m.__all__ if n not in _INTERNAL]

@@ -62,7 +62,8 @@ def children(m): return list(m.children())
 class Hook():
     def __init__(self, m, f): self.hook = m.register_forward_hook(partial(f, self))
     def remove(self): self.hook.remove()
-    def __del__(self): self.remove()
+    def __del__(self):
+        if hasattr(self, 'hook'): self.remove()   # an interrupted `__init__` left nothing to remove
 
 # %% ../nbs/11_hooks.ipynb #h6listx
 class ListContainer():
@@ -87,7 +88,8 @@ class Hooks(ListContainer):
     def __init__(self, ms, f): super().__init__([Hook(m, f) for m in ms])
     def __enter__(self, *args): return self
     def __exit__ (self, *args): self.remove()
-    def __del__(self): self.remove()
+    def __del__(self):
+        if hasattr(self, 'items'): self.remove()
 
     def __delitem__(self, i):
         self[i].remove()

@@ -1,0 +1,72 @@
+"ActivationStats: no hook left on the model however a fit ends (Ctrl-C at every line of its hooks), and its view bounded at a million batches."
+import gc, time
+import numpy as np, pytest
+from callbacks_widget.runner import Runner
+from callbacks_widget.activations import (ACTIVATION_BYTES, ActivationRecord, ActivationStats, activation_columns,
+                                          activations_compare)
+from conftest import make_learner
+from interrupts import interrupt_every_line
+
+
+def n_hooks(model) -> int: return sum(len(m._forward_hooks) for m in model.modules())
+
+
+@pytest.mark.parametrize('hook', ['begin_fit', '_hooked', 'after_batch', 'after_fit'])
+def test_ctrl_c_at_every_line_of_its_hooks_leaves_no_hook_and_the_next_fit_records_it_whole(hook):
+    learn = make_learner(n_train=64, n_valid=32)
+    n = len(learn.data.train_dl)
+    def make():
+        run = Runner(cb_funcs=ActivationStats)
+        run.fit(1, learn)
+        return run
+    def check(run, where):
+        assert n_hooks(learn.model) == 0, where
+        run.fit(1, learn)
+        rec = run.activation_stats.record
+        assert len(rec) == n and rec.columns.batches == n and n_hooks(learn.model) == 0, where
+        assert rec.iteration.values.tolist() == list(range(rec.start + 1, rec.start + n + 1)), where
+    def check_and_collect(run, where):
+        check(run, where)
+        gc.collect()
+    gc.disable()   # finalizers (`Hook.__del__`) run here, untraced: under the tracer, CPython 3.11 may crash in one
+    try: assert interrupt_every_line(make, lambda run: run.fit(1, learn), check_and_collect, within=getattr(ActivationStats, hook)) > 3
+    finally: gc.enable()
+
+
+def test_an_error_in_a_forward_pass_leaves_no_hook():
+    learn = make_learner(n_train=64, n_valid=32)
+    run = Runner(cb_funcs=ActivationStats)
+    learn.model[1].register_forward_hook(lambda *a: 1 / 0)
+    with pytest.raises(ZeroDivisionError): run.fit(1, learn)
+    assert n_hooks(learn.model) == 1   # the test's own, not ActivationStats'
+
+
+def million_batches(n_layers: int = 4, n: int = 1_000_000) -> ActivationRecord:
+    "A record of `n` synthetic batches of `n_layers` layers, written in blocks as a fit's copies arrive."
+    rec, block = ActivationRecord([f'{l} Conv2d' for l in range(n_layers)]), 1 << 16
+    rows = np.random.default_rng(0).random((block, n_layers, 43), dtype=np.float32)
+    for at in range(0, n, block):
+        k = min(block, n - at)
+        rec.extend(rows[:k], np.arange(at + 1, at + k + 1))
+    return rec
+
+
+def timed(f, repeat: int = 5) -> tuple:
+    "`(result, best seconds)` of `repeat` calls of `f`."
+    best = float('inf')
+    for _ in range(repeat):
+        t = time.perf_counter(); out = f(); best = min(best, time.perf_counter() - t)
+    return out, best
+
+
+def test_the_view_of_a_million_batches_is_one_small_quick_update():
+    rec = million_batches()
+    assert len(rec) == 1_000_000 and rec.columns.n <= 1024
+    group, s = timed(lambda: activation_columns(rec, 1000))
+    assert sum(len(c['data']) for c in group.values()) <= ACTIVATION_BYTES
+    assert np.frombuffer(group['x']['data'], np.float32)[-1] > 990_000   # the lines reach the last batches
+    assert len(group['hx']['data']) // 4 <= 1000 and s < 0.02, s
+    fits = [rec] * 25
+    (group, traces, layout), s = timed(lambda: activations_compare(fits, [f'fit {k + 1}' for k in range(25)]))
+    assert sum(len(c['data']) for c in group.values()) <= ACTIVATION_BYTES and s < 0.1, s
+    assert len(traces) == 20 * 2 * 4   # the first and the latest 19 fits
