@@ -11,6 +11,7 @@ from interrupts import interrupt_every_line
 def n_hooks(model) -> int: return sum(len(m._forward_hooks) for m in model.modules())
 
 
+@pytest.mark.filterwarnings('ignore::pytest.PytestUnraisableExceptionWarning')   # the Ctrl-C landing in a removed `Hook.__del__`
 @pytest.mark.parametrize('hook', ['begin_fit', '_hooked', 'after_batch', 'after_fit'])
 def test_ctrl_c_at_every_line_of_its_hooks_leaves_no_hook_and_the_next_fit_records_it_whole(hook):
     learn = make_learner(n_train=64, n_valid=32)
