@@ -1,4 +1,4 @@
-"""Cost of one live-plot update (`LivePlotCallback.update()`) at history lengths 1k to 1M batches, and with 20 fits overlaid in the compare view.
+"""Cost of one live-plot update (`LivePlotCallback.update()`) at history lengths 1k to 1M batches, with 20 fits overlaid in the compare view, and of a redraw with the smoothing changed at 1M batches.
 
 For each length, a `Runner` with `AvgStatsCallback` and `LivePlotCallback` fits one small epoch
 (so the figure has its metric traces and the panel has run), then `cb.history` is filled to the
@@ -106,6 +106,36 @@ def bench_compare(reps: int, learn, fits: int = 20, batches: int = 5_000) -> dic
                 points_max=max(len(run.live_plot.fig.column(t['x'])) for t in run.live_plot.fig.traces))
 
 
+def bench_smoothing(reps: int, learn, n: int = 1_000_000) -> dict:
+    """A redraw with the smoothing changed (`run.live_plot.beta = b`, a new `b` each time: the smoothed curve recomputed from
+    the record's `n` raw losses), then an update after 50 new batches at that `beta` (the smoothed curve extended)."""
+    run = live_runner()
+    with contextlib.redirect_stdout(io.StringIO()): run.fit(1, learn)
+    cb, rng = run.live_plot, np.random.default_rng(n)
+    fill(cb.history, n, rng)
+    cb.update()
+    rec = record_messages(cb.fig)
+    changed, after, sizes = [], [], []
+    for r in range(reps + 1):
+        rec.messages.clear()
+        gc.collect()
+        train_steps(learn, 20)
+        t = time.perf_counter(); cb.beta = 0.9 + r / (10 * (reps + 1)); dt = time.perf_counter() - t   # a new beta: drawn at once
+        sizes.append(sum(rec.sizes))
+        fill(cb.history, cb.history.n_iter + 50, rng)
+        train_steps(learn, 20)
+        t = time.perf_counter(); cb.update(); du = time.perf_counter() - t
+        if r: changed.append(dt); after.append(du)   # the first is a warm-up
+    return dict(n=n, changed_ms=1e3 * statistics.median(changed), changed_max_ms=1e3 * max(changed),
+                after_ms=1e3 * statistics.median(after), bytes_max=max(sizes[1:]))
+
+
+def smoothing_line(s: dict) -> str:
+    return (f"\n\nSmoothing changed at {s['n']:,} batches (`run.live_plot.beta = b`, a new `b` each time, recomputed from the raw losses): "
+            f"redraw {s['changed_ms']:.1f} ms (median; max {s['changed_max_ms']:.1f}), {s['bytes_max']:,} bytes at most; "
+            f"the next update after 50 new batches {s['after_ms']:.2f} ms (median).")
+
+
 def compare_table(c: dict) -> str:
     "The compare view's row, in the table's columns."
     return (f"\n\nCompare view, {c['fits']} fits overlaid ({c['n']:,} batches, {c['traces']} traces of at most {c['points_max']} points; "
@@ -167,13 +197,15 @@ def main(argv=None) -> dict:
     rows = [bench_length(n, reps, data, learn) for n in lengths]
     fits = repeated_fits(data, 20 if a.quick else 60)
     compare = bench_compare(reps, learn)
-    print(table(rows) + compare_table(compare))
+    smoothing = bench_smoothing(reps, learn, 100_000 if a.quick else 1_000_000)
+    print(table(rows) + compare_table(compare) + smoothing_line(smoothing))
     print()
     print(f"Each update follows up to 50 new batches (an epoch every 5th) and 20 training steps; median of {reps} updates after a warm-up. After {fits['fits']} more fits of "
           f"{fits['batches_per_fit']:.0f} batches, memory grew by {fits['bytes_per_fit']:,.0f} bytes per fit "
           f"({fits['bytes_per_batch']:.1f} bytes per batch) beyond the history's arrays "
           f"({fits['history_bytes_per_batch']:.1f} bytes per batch) and its records of each epoch ({fits['record_bytes_per_fit']:,.0f} bytes per epoch).")
-    res = dict(rows=rows, repeated_fits=fits, compare=compare, reps=reps, max_bytes=max(r['bytes_max'] for r in rows + [compare]))
+    res = dict(rows=rows, repeated_fits=fits, compare=compare, smoothing=smoothing, reps=reps,
+               max_bytes=max(r['bytes_max'] for r in rows + [compare, smoothing]))
     if a.json:
         with open(a.json, 'w') as f: json.dump(res, f, indent=1)
     print(f"max_bytes={res['max_bytes']}")

@@ -14,7 +14,7 @@ from .learner import check_fit_args
 
 # %% ../nbs/04a_dispatch.ipynb #da11
 RUNNER_STATE = ('cbs', 'learn', 'epochs', 'epoch', 'xb', 'yb', 'pred', 'loss', 'in_train', 'iters', 'n_iter', 'n_epochs',
-                'n_batches', 'stop', 'error', 'running', 'in_fit', 'fit_switches', 'dispatch')
+                'n_batches', 'stop', 'cancel_requested', 'error', 'running', 'in_fit', 'fit_switches', 'dispatch')
 
 class FromRunner():
     "Reads the runner's attribute of the same name (a non-data descriptor: the callback's own attribute wins)."
@@ -161,7 +161,7 @@ def begin_fit(self: Dispatch, epochs: int, learn) -> dict:
     with _claiming:
         if run.in_fit: raise RuntimeError("Runner.fit: this runner is already fitting (fit was called from one of its "
                                           "callbacks or from another thread); wait for that fit to end, or use another Runner")
-        run.in_fit = True
+        run.in_fit, run.cancel_requested = True, False   # a stop asked before this fit is not for it
     try:
         check_fit_args(epochs, learn)
         run.epochs, run.learn = epochs, learn
@@ -179,3 +179,13 @@ def end_fit(self: Dispatch) -> None:
     run = self.run
     run.xb = run.yb = run.pred = run.loss = run.learn = None
     run.in_fit = False
+
+# %% ../nbs/04a_dispatch.ipynb #da71
+@patch
+def cancel_train(self: Dispatch) -> bool:
+    "Ask the running fit to end after its current batch; `False` (and nothing asked) if no fit runs."
+    run = self.run
+    with _claiming:
+        if not run.in_fit: return False
+        run.cancel_requested = True
+        return True

@@ -129,7 +129,7 @@ class Runner():
         cbs += [_make_callback(cbf) for cbf in listify(cb_funcs)]
         self.stop, self.cbs = False, with_required([TrainEvalCallback()] + cbs)
         self.learn = self.xb = self.yb = self.pred = self.loss = self.error = self.fit_switches = None
-        self.in_fit, self.n_batches = False, 0
+        self.in_fit, self.n_batches, self.cancel_requested = False, 0, False
         name_callbacks(self)
         self.dispatch = Dispatch(self, EVENTS, _CANCELS)
         self._hooks = self.dispatch.compile()
@@ -185,6 +185,7 @@ def all_batches(self: Runner, dl):
         for xb, yb in dl:
             if self.stop: break
             self.one_batch(xb, yb)
+            if self.cancel_requested: raise CancelTrainException()
     except CancelEpochException: self('after_cancel_epoch')
     self.stop = False
 
@@ -251,3 +252,9 @@ class TestCallback(Callback):
     _order = 1
     def after_batch(self):
         if self.in_train and self.n_iter >= 10: raise CancelTrainException()
+
+# %% ../nbs/04_runner.ipynb #rn08
+@patch
+def cancel_train(self: Runner) -> bool:
+    "End the running fit after its current batch, from any thread; `False` (nothing done) if no fit runs."
+    return self.dispatch.cancel_train()

@@ -4,12 +4,13 @@
 
 # %% auto #0
 __all__ = ['VIEWS', 'VIEW_LABELS', 'BATCH_TRACES', 'FIT_LINES', 'FIT_LABELS', 'COMPARE_FITS', 'COMPARE_POINTS', 'FIT_COLOURS',
-           'end_to_end_traces', 'figure_layout', 'EpochTable', 'visible', 'batch_columns', 'nonfinite_columns',
-           'table_rows', 'epoch_columns', 'fit_marks', 'end_to_end_layout', 'shown_fits', 'fit_columns', 'view_layout',
-           'fit_traces', 'lr_find_fits', 'fits_traces', 'fits_note', 'fits_layout']
+           'LOG_AXES', 'end_to_end_traces', 'figure_layout', 'EpochTable', 'smooth_losses', 'SmoothedLoss',
+           'kept_ranges', 'kept', 'downsample_ranges', 'visible', 'batch_columns', 'nonfinite_columns', 'table_rows',
+           'epoch_columns', 'fit_marks', 'end_to_end_layout', 'shown_fits', 'fit_columns', 'view_layout', 'fit_traces',
+           'lr_find_fits', 'fits_traces', 'fits_note', 'fits_layout', 'log_axes']
 
 # %% ../nbs/07b_views.ipynb #vw03
-import functools, html, math
+import bisect, functools, html, math
 import numpy as np
 import plotly.io as pio
 from plotly.subplots import make_subplots
@@ -89,25 +90,98 @@ def update(self: EpochTable, epochs: list) -> None:
     self.ys = ys              # the new columns, as long as the others,
     self._n = n + len(new)    # then every column grows, at once
 
+# %% ../nbs/07b_views.ipynb #vwsm1
+def _scan(x: np.ndarray, a: float) -> np.ndarray:
+    "`y[i] = a*y[i-1] + x[i]` from `y[-1] = 0`, in float64: a weighted `cumsum` within blocks, the same recurrence across them."
+    b = min(256, int(600 / -math.log(a))) if 0 < a < 1 else 1   # a**-b stays far inside float64
+    if b < 2: return x.astype(np.float64)   # a < 1e-130: the carried part is below any float's precision
+    n, m = len(x), -(-len(x) // b)
+    y = np.zeros((m, b))
+    y.ravel()[:n] = x
+    w = a ** -np.arange(b, dtype=np.float64)
+    y *= w; np.cumsum(y, axis=1, out=y); y /= w
+    if m > 1: y[1:] += np.outer(_scan(y[:-1, -1], a ** b), a ** np.arange(1, b + 1))
+    return y.ravel()[:n]
+
+# %% ../nbs/07b_views.ipynb #vwsm4
+def smooth_losses(x: np.ndarray, beta: float, avg: float = 0., n_avg: int = 0) -> tuple:
+    "`(smooth, avg, n_avg)`: the debiased moving average after each loss of `x` (non-finite ones skipped), from the state `avg`, `n_avg`."
+    ok = np.isfinite(x)
+    finite = ok.all()
+    avgs = (1 - beta) * _scan(x if finite else x[ok], beta)
+    k = min(len(avgs), math.ceil(-46 / math.log(beta)) if beta > 0 else 0)   # beta**k < 1e-20 from there on
+    p = beta ** np.arange(1, k + 1, dtype=np.float64)
+    avgs[:k] += p * avg
+    end = (avgs[-1] if len(avgs) else avg), n_avg + len(avgs)
+    avgs[:k] /= 1 - beta ** n_avg * p
+    if not finite: avgs = np.concatenate([[avg / (1 - beta ** n_avg) if n_avg else np.nan], avgs])[np.cumsum(ok)]
+    return (avgs.astype(np.float32), *end)
+
+# %% ../nbs/07b_views.ipynb #vwsm7
+class SmoothedLoss():
+    "The training loss of a `History` smoothed with `beta` as `History.smooth_loss` is, kept up to date as batches arrive."
+    def __init__(self, beta: float):
+        self.beta, self._end = beta, (0, 0., 0)   # batches smoothed, and the average's state after them
+        self.values = GrowArray(length=lambda: self._end[0])
+
+    def update(self, h: History) -> np.ndarray:
+        "The smoothed loss of every batch of `h`, smoothing those added since the last call (each fit from its first batch)."
+        loss, (n, avg, n_avg) = h.loss.values, self._end
+        later = h.fit_starts[bisect.bisect_left(h.fit_starts, n):]   # the fits that begin after the batches done
+        bounds = [n, *later, len(loss)]
+        for j, (a, b) in enumerate(zip(bounds, bounds[1:])):
+            if j: avg, n_avg = 0., 0   # a fit begins at `a`: its smoothing starts afresh
+            s, avg, n_avg = smooth_losses(loss[a:b], self.beta, avg, n_avg)
+            self.values.write(s, a)
+            self._end = (b, avg, n_avg)
+        return self.values.values
+
+# %% ../nbs/07b_views.ipynb #vwsk1
+def kept_ranges(fit_starts: list, skip: int, start: int, stop: int) -> list:
+    "The ranges `[a, b)` of the batches in `[start, stop)` that are not among the first `skip` of their fit."
+    starts = list(fit_starts) or [0]
+    i, out = max(0, bisect.bisect_right(starts, start) - 1), []   # from the fit of batch `start`
+    for s, e in zip(starts[i:], [*starts[i + 1:], stop]):
+        if s >= stop: break
+        if max(s + skip, start) < min(e, stop): out.append((max(s + skip, start), min(e, stop)))
+    return out
+
+def kept(x: np.ndarray, fit_starts: list, skip: int) -> np.ndarray:
+    "Whether each batch `x` (its index) is kept: not among the first `skip` of its fit."
+    starts = np.asarray(list(fit_starts) or [0])
+    return x - starts[np.maximum(np.searchsorted(starts, x, side='right') - 1, 0)] >= skip
+
+# %% ../nbs/07b_views.ipynb #vwsk4
+def downsample_ranges(y: np.ndarray, n_out: int, ranges: list, nan: bool = False) -> np.ndarray:
+    "Indices of at most `n_out` points of `y` within `ranges` (`[a, b)` pairs) that keep its extremes."
+    if len(ranges) == 1: return downsample(y, n_out, *ranges[0], nan=nan)
+    idx = np.concatenate([np.arange(a, b) for a, b in ranges]) if ranges else np.arange(0)
+    return idx if len(idx) <= n_out else idx[downsample(y[idx], n_out, nan=nan)]
+
 # %% ../nbs/07b_views.ipynb #f8a00014
 def visible(n: int, r: tuple) -> tuple:
     "The indices `[start, stop)` of the `n` training batches in the x range `r` (empty: all of them)."
     return (0, n) if not r else (max(0, min(n, math.floor(r[0]) - 1)), max(0, min(n, math.ceil(r[1]))))
 
-def batch_columns(h: History, r: tuple, max_points: int) -> dict:
-    "The `batches` group: at most `max_points` batches in the x range `r` that keep the curve's extremes."
-    loss, (start, stop) = h.loss.values, visible(len(h.loss), r)
-    idx = h.overview(max_points) if not r else downsample(loss, max_points, start, stop, nan=len(h.nonfinite_at) > 0)
-    return columns(x=(idx + 1).astype(np.int32), loss=loss[idx], smooth=h.smooth_loss.values[idx], lr=h.lr.values[idx])
+def batch_columns(h: History, r: tuple, max_points: int, smooth: np.ndarray = None, skip: int = 0) -> dict:
+    "The `batches` group: at most `max_points` batches in the x range `r` that keep the curve's extremes, without the first `skip` of each fit."
+    smooth = h.smooth_loss.values if smooth is None else smooth
+    loss, nan = h.loss.values[:len(smooth)], len(h.nonfinite_at) > 0
+    start, stop = visible(len(loss), r)
+    if skip: idx = downsample_ranges(loss, max_points, kept_ranges(h.fit_starts, skip, start, stop), nan)
+    else: idx = h.overview(max_points) if not r else downsample(loss, max_points, start, stop, nan=nan)
+    return columns(x=(idx + 1).astype(np.int32), loss=loss[idx], smooth=smooth[idx], lr=h.lr.values[idx])
 
 # %% ../nbs/07b_views.ipynb #vw07
-def nonfinite_columns(h: History, r: tuple, max_points: int) -> dict:
-    "The `nonfinite` group: a marker on the smoothed curve at each non-finite batch in range, at most `max_points`."
-    start, stop = visible(len(h.loss), r)
+def nonfinite_columns(h: History, r: tuple, max_points: int, smooth: np.ndarray = None, skip: int = 0) -> dict:
+    "The `nonfinite` group: a marker on the smoothed curve at each non-finite batch in range (not among the first `skip` of its fit), at most `max_points`."
+    smooth = h.smooth_loss.values if smooth is None else smooth
+    start, stop = visible(len(smooth), r)
     bad = h.nonfinite_at.values
     bad = bad[(bad >= start) & (bad < stop)]
+    if skip: bad = bad[kept(bad, h.fit_starts, skip)]
     bad = bad[::max(1, math.ceil(len(bad) / max_points))]
-    return columns(x=(bad + 1).astype(np.int32), y=np.nan_to_num(h.smooth_loss.values[bad], nan=0.))
+    return columns(x=(bad + 1).astype(np.int32), y=np.nan_to_num(smooth[bad], nan=0.))
 
 # %% ../nbs/07b_views.ipynb #f8a00006
 def table_rows(ys: list, n_out: int, start: int, stop: int) -> np.ndarray:
@@ -118,12 +192,13 @@ def table_rows(ys: list, n_out: int, start: int, stop: int) -> np.ndarray:
     return np.unique(np.concatenate([downsample(y, share, start, stop, nan=True) for y in ys]))
 
 # %% ../nbs/07b_views.ipynb #f8a00016
-def epoch_columns(t: EpochTable, n: int, r: tuple, max_points: int) -> tuple:
-    "The `epochs` group of `t` in the x range `r` of `n` batches, and the traces that draw it."
+def epoch_columns(t: EpochTable, n: int, r: tuple, max_points: int, fit_starts: list = (), skip: int = 0) -> tuple:
+    "The `epochs` group of `t` in the x range `r` of `n` batches (without the epochs that end among the first `skip` of their fit), and the traces that draw it."
     stats, x = list(t.ys), t.x.values
     start, stop = visible(n, r)
     first, last = max(0, np.searchsorted(x, start + 1) - 1), min(len(x), np.searchsorted(x, stop, side='right') + 1)
     rows = table_rows([c.values for c in t.ys.values()], max_points, first, last)
+    if skip: rows = rows[kept(x[rows] - 1, fit_starts, skip)]   # an epoch's `x` counts the batches up to its end
     group = columns(x=x[rows].astype(np.int32), **{f's{i}': c.values[rows] for i, c in enumerate(t.ys.values())})
     return group, end_to_end_traces(stats)
 
@@ -159,26 +234,26 @@ def shown_fits(fits: list, n: int = COMPARE_FITS) -> list:
     return list(fits) if len(fits) <= n else [fits[0], *fits[len(fits) - n + 1:]]
 
 # %% ../nbs/07b_views.ipynb #vw14
-def _fit_epochs(t: EpochTable, k: int, lo: int, hi: int, n_out: int, start: int) -> dict:
-    "The epochs of fit `k` (its first batch at `start`) between batches `lo` and `hi`, and one on each side: `e<k>`, `v<k>`."
+def _fit_epochs(t: EpochTable, k: int, lo: int, hi: int, n_out: int, start: int, skip: int = 0) -> dict:
+    "The epochs of fit `k` (its first batch at `start`) between batches `lo` and `hi`, and one on each side (none in its first `skip`): `e<k>`, `v<k>`."
     f, x = t.fit.values, t.x.values
     first, last = np.searchsorted(f, k), np.searchsorted(f, k, side='right')
     first, last = max(first, np.searchsorted(x[:last], lo + 1) - 1), min(last, np.searchsorted(x[:last], hi, side='right') + 1)
     rows = table_rows([t.ys['valid_loss'].values], n_out, first, last)
+    if skip: rows = rows[x[rows] - start > skip]
     return {f'e{k}': x[rows] - start, f'v{k}': t.ys['valid_loss'].values[rows]}
 
 # %% ../nbs/07b_views.ipynb #f8v008
-def fit_columns(h: History, t: EpochTable, k: int, n_out: int, view: str, r: tuple) -> dict:
-    "The columns of fit `k` in the `fits` group of `view`, at most `n_out` points each, in the x range `r`."
-    n = len(h.loss)
-    start, stop = h.fit_starts[k], (h.fit_starts[k + 1] if k + 1 < len(h.fit_starts) else n)
+def fit_columns(h: History, t: EpochTable, k: int, n_out: int, view: str, r: tuple, smooth: np.ndarray = None, skip: int = 0) -> dict:
+    "The columns of fit `k` in the `fits` group of `view`, at most `n_out` points each, in the x range `r`, from its iteration `skip + 1`."
+    smooth = h.smooth_loss.values if smooth is None else smooth
+    start, stop = h.fit_starts[k], (h.fit_starts[k + 1] if k + 1 < len(h.fit_starts) else len(smooth))
     lo, hi = (start, stop) if not r or view == 'lr_find' else (start + max(0, math.floor(r[0]) - 1), start + max(0, math.ceil(r[1])))
-    lo, hi = min(max(lo, start), stop), min(max(hi, start), stop)
-    idx = downsample(h.smooth_loss.values, n_out, lo, hi, nan=len(h.nonfinite_at) > 0)
-    smooth = h.smooth_loss.values[idx]
-    if view == 'lr_find': out = {f'x{k}': h.lr.values[idx], f's{k}': smooth, f'l{k}': h.loss.values[idx]}
-    else: out = {f'x{k}': idx - start + 1, f's{k}': smooth, f'r{k}': h.lr.values[idx]}
-    if view != 'lr_find' and 'valid_loss' in t.ys: out.update(_fit_epochs(t, k, lo, hi, n_out, start))
+    lo, hi = min(max(lo, start + skip), stop), min(max(hi, start), stop)
+    idx = downsample(smooth, n_out, lo, hi, nan=len(h.nonfinite_at) > 0)
+    if view == 'lr_find': out = {f'x{k}': h.lr.values[idx], f's{k}': smooth[idx], f'l{k}': h.loss.values[idx]}
+    else: out = {f'x{k}': idx - start + 1, f's{k}': smooth[idx], f'r{k}': h.lr.values[idx]}
+    if view != 'lr_find' and 'valid_loss' in t.ys: out.update(_fit_epochs(t, k, lo, hi, n_out, start, skip))
     return columns(**{name: v.astype(np.int32) if v.dtype == np.int64 else v for name, v in out.items()})   # iterations as int32
 
 # %% ../nbs/07b_views.ipynb #f8v010
@@ -232,4 +307,24 @@ def fits_layout(base: dict, view: str, note: str, r: tuple) -> dict:
     layout = with_range(view_layout(base, view), r)
     layout['annotations'] = [dict(text=note, xref='paper', yref='paper', x=1, y=1, xanchor='right', yanchor='bottom',
                                   showarrow=False, font=dict(color='#777', size=11))] if note else []
+    return layout
+
+# %% ../nbs/07b_views.ipynb #vwlg1
+LOG_AXES = dict(log_y='yaxis', log_lr='yaxis3')   # a live plot's log settings, and the axes they make logarithmic
+
+def _note(text: str, y: float) -> dict: return dict(text=text, xref='paper', yref='paper', x=1, y=y, xanchor='right', yanchor='top',
+                                                     showarrow=False, font=dict(color='#777', size=11))
+
+def log_axes(layout: dict, traces: list, column, axes: list) -> dict:
+    "A copy of `layout` whose y axes `axes` are logarithmic where their traces (read with `column(ref)`) have a value > 0, with a note on what is left out."
+    layout, notes = dict(layout), []
+    for axis in axes:
+        ys = [column(t['y']) for t in traces if t.get('yaxis', 'y') == 'y' + axis[5:]]
+        y = np.concatenate([np.empty(0, np.float32), *ys])
+        y = y[np.isfinite(y)]
+        positive = not len(y) or (y > 0).any()
+        layout[axis] = {**layout[axis], 'type': 'log' if positive else 'linear'}
+        if len(y) and not (y > 0).all():
+            notes.append(_note('log scale: values ≤ 0 left out' if positive else 'no value > 0: linear scale', layout[axis]['domain'][1]))
+    layout['annotations'] = [*layout.get('annotations', []), *notes]
     return layout

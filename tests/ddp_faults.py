@@ -44,6 +44,7 @@ class Fault(Callback):
         if not self._at(event): return
         act = self.plan['act']
         if act == 'stop': self.run.stop = True
+        elif act == 'cancel_train': self.run.cancel_train()   # a Stop button on rank 0
         elif act == 'bomb': Bomb.armed = True
         elif act == 'end': return True
         else: raise act
@@ -74,7 +75,8 @@ PLANS = {'cancel': dict(rank=1, event='after_batch', at=3, act=CancelTrainExcept
          'error_in_validation': dict(rank=1, event='after_loss', at='valid', act=ValueError('valid broke')),
          'stop_pass': dict(rank=1, event='after_batch', at=2, act='stop'),
          'skip_step': dict(rank=1, event='after_loss', at=1, act=CancelBatchException()),
-         'end_fit_early': dict(rank=1, event='after_epoch', at='valid', act='end')}
+         'end_fit_early': dict(rank=1, event='after_epoch', at='valid', act='end'),
+         'cancel_train': dict(rank=0, event='begin_batch', at=3, act='cancel_train')}
 
 
 def checksum(tensors) -> list:

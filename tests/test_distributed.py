@@ -308,6 +308,14 @@ def test_a_cancel_on_one_rank_is_agreed_by_every_rank(faults):
 
 
 @pytest.mark.distributed
+def test_cancel_train_on_rank_0_ends_every_rank_after_that_batch(faults):
+    f0, f1 = faults['cancel_train']   # asked at training batch 4's begin_batch: a Stop button's request
+    assert f0['outcome'] == f1['outcome'] == 'ok' and f0['n_iter'] == 4 and f1['n_iter'] in (4, 5)   # rank 1 learns of it at its next batch
+    assert f0['epoch'] == f1['epoch'] == 0
+    assert f0['weights'] == f1['weights']
+
+
+@pytest.mark.distributed
 def test_a_step_skipped_on_one_rank_is_refused_on_every_rank(faults):
     for f in faults['skip_step']:
         assert f['outcome'] == 'RankError' and 'rank(s) [1] skipped the optimizer step' in f['message']
@@ -323,7 +331,7 @@ def test_a_pass_or_fit_ended_early_on_one_rank_ends_on_every_rank(faults, name):
 
 @pytest.mark.distributed
 def test_the_next_fit_after_any_fault_runs_in_step_with_no_wrapper_left(faults):
-    assert len(faults) == 19
+    assert len(faults) == 21
     for name, (f0, f1) in faults.items():
         assert not f0['ddp_left'] and not f1['ddp_left'] and f0['model'] == f1['model'] == 'Sequential', name
         if name == 'first' or name.startswith('after_'):

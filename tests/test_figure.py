@@ -260,7 +260,7 @@ def test_display_bundle_is_a_widget_view_of_panel_and_figure():
     bundle = run.live_plot._repr_mimebundle_()
     view = bundle['application/vnd.jupyter.widget-view+json']
     assert view['version_major'] == 2 and view['model_id'] == run.live_plot.widget.model_id
-    assert run.live_plot.widget.children == (run.live_plot.panel.widget, run.live_plot.view_buttons, run.live_plot.fig)
+    assert run.live_plot.widget.children == (run.live_plot.panel.widget, run.live_plot.view_buttons, run.live_plot.controls, run.live_plot.fig)
     assert bundle['text/plain'].startswith('LivePlotCallback(')
 
 

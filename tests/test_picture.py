@@ -220,5 +220,5 @@ def test_three_live_plots_saved_with_widget_state_hold_plotly_js_once(tmp_path):
     state = json.loads(path.read_text())['metadata']['widgets']['application/vnd.jupyter.widget-state+json']['state']
     libraries = [m for m in state.values() if m['state'].get('code') is not None or any(b['path'] == ['code'] for b in m.get('buffers', []))]
     assert len(libraries) == 1
-    assert path.stat().st_size < 2_300_000, path.stat().st_size
+    assert path.stat().st_size < 2_350_000, path.stat().st_size   # 2.31 MB (2026-12-03): each live plot has 14 KB of settings controls and Stop
     assert len(pictures(json.loads(path.read_text()))) == 3

@@ -1,5 +1,5 @@
 "The Runner's contract: event order, cancelling, errors, toggling, reuse and bad input."
-import copy, pickle
+import copy, pickle, threading, time
 from functools import partial
 import pytest, torch
 from callbacks_widget.all import *
@@ -391,3 +391,75 @@ def test_a_name_a_callback_lacks_is_named_on_the_callback_and_its_runner():
         def extra(self): return self.learn.extra
     with pytest.raises(AttributeError, match="^'NoneType' object has no attribute 'extra'$"):
         Broken(cb_funcs=Recorder).recorder.extra
+
+
+# --- Runner.cancel_train: ending a fit from a button, another thread or a callback ----------------------
+
+def test_cancel_train_from_a_callback_ends_the_fit_after_that_batch_keeping_weights_and_record(learn):
+    class Enough(Callback):
+        _order = 10
+        def after_batch(self):
+            if self.in_train and self.n_iter == 3: self.asked = self.run.cancel_train()
+    run = Runner(cb_funcs=[Enough, Recorder, Trace])
+    before = [p.detach().clone() for p in learn.model.parameters()]
+    run.fit(3, learn)
+    t = run.trace.trace
+    assert run.enough.asked is True and (run.n_iter, run.epoch, run.error) == (3, 0, None)
+    assert t[-3:] == ['after_batch', 'after_cancel_train', 'after_fit'] and 'after_epoch' not in t
+    assert len(run.recorder.losses) == 3 and not run.in_fit and run.learn is None
+    assert not all(torch.equal(a, b) for a, b in zip(before, learn.model.parameters()))   # the 3 steps are kept
+
+
+def test_cancel_train_during_validation_ends_the_fit_there(learn):
+    class Enough(Callback):
+        _order = 10
+        def after_batch(self):
+            if not self.in_train: self.run.cancel_train()
+    run = Runner(cb_funcs=[Enough, Trace])
+    run.fit(2, learn)
+    t = run.trace.trace
+    assert run.epoch == 0 and t.count('begin_validate') == 1 and t[-2:] == ['after_cancel_train', 'after_fit']
+    assert t[t.index('begin_validate'):].count('after_batch') == 1
+
+
+def test_cancel_train_from_another_thread_ends_the_fit_within_one_batch(learn):
+    started = threading.Event()
+    class Slow(Callback):
+        def after_batch(self):
+            started.set()
+            time.sleep(0.002)   # a batch long enough for the other thread to ask in
+    run, seen = Runner(cb_funcs=[Slow, Trace]), {}
+    def stop():
+        started.wait(10)
+        seen['asked'] = run.cancel_train()
+        seen['done'] = run.n_batches   # batches that had begun their `after_batch` once it was asked
+    t = threading.Thread(target=stop)
+    t.start()
+    run.fit(3, learn)
+    t.join()
+    assert seen['asked'] is True and run.n_batches in (seen['done'], seen['done'] + 1)
+    assert run.trace.trace[-2:] == ['after_cancel_train', 'after_fit'] and run.error is None
+
+
+def test_cancel_train_between_fits_does_nothing_and_no_request_leaks_into_the_next_fit(learn):
+    class LateAsk(Callback):
+        def after_fit(self): self.asked = self.run.cancel_train()   # the fit is over: nothing left to end
+    run = Runner(cb_funcs=[LateAsk, Trace])
+    assert run.cancel_train() is False and run.cancel_requested is False
+    run.fit(1, learn)
+    assert run.late_ask.asked is True and 'after_cancel_train' not in run.trace.trace
+    assert run.cancel_train() is False
+    run.fit(1, learn)
+    assert run.n_iter == len(learn.data.train_dl) and 'after_cancel_train' not in run.trace.trace
+
+
+@pytest.mark.parametrize('exc', [ValueError('bad loss'), KeyboardInterrupt()])
+def test_an_error_in_the_batch_of_a_cancel_train_goes_on(learn, exc):
+    class AskThenFail(Callback):
+        def after_loss(self):
+            if self.in_train and self.n_iter == 2:
+                self.run.cancel_train()
+                raise exc
+    run = Runner(cb_funcs=[AskThenFail, Trace])
+    with pytest.raises(type(exc)): run.fit(1, learn)
+    assert run.error is exc and 'after_cancel_train' not in run.trace.trace and run.trace.trace[-1] == 'after_fit'
