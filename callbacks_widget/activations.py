@@ -182,12 +182,14 @@ def layer_names(model: nn.Module, ms: list) -> list:
 class ActivationStats(Callback):
     "Each training batch's activation mean, std, share near zero and histogram, for the chosen modules (default: the model's children that have parameters)."
     _order, requires = 6, (Recorder,)
-    def __init__(self, modules=None, bins: int = 40, hist_range: tuple = (0., 10.), near_zero: int = 2, max_columns: int = 1024):
+    def __init__(self, modules=None, bins: int = 40, hist_range: tuple = (0., 10.), near_zero: int = 2, max_columns: int = 1024,
+                 every: float = 0.25):
         if not (isinstance(bins, int) and 0 < near_zero <= bins):
             raise ValueError(f"ActivationStats: bins must be an integer and 0 < near_zero <= bins, got bins={bins!r}, near_zero={near_zero!r}")
         if not (len(hist_range) == 2 and hist_range[0] < hist_range[1]): raise ValueError(f"ActivationStats: hist_range must be (low, high), got {hist_range!r}")
+        if isinstance(every, bool) or not isinstance(every, (int, float)) or not every >= 0: raise ValueError(f"ActivationStats: every must be >= 0 seconds, got {every!r}")
         self.modules, self.bins, self.hist_range, self.near_zero, self.max_columns = modules, bins, tuple(hist_range), near_zero, max_columns
-        self.records, self.hooks, self._rows, self._pending, self._hook_seconds = [], None, [], HostRows(), 0.
+        self.every, self.records, self.hooks, self._rows, self._pending, self._hook_seconds, self._next = every, [], None, [], HostRows(), 0., 0.
 
     @property
     def record(self): "The last fit's `ActivationRecord` (None before the first)."; return self.records[-1] if self.records else None
@@ -220,6 +222,7 @@ def after_batch(self: ActivationStats) -> None:
     run, rows = self.run, self._rows
     if run.in_train and run.loss is not None and all(r is not None for r in rows):   # as the recorder: batches with a loss
         self._pending.add(torch.stack(rows), self.recorder.history.n_iter)
+        if perf_counter() >= self._next: self._pending.send(); self._next = perf_counter() + self.every
         if self._pending.sent: self.flush()
     self._rows = [None] * len(rows)
     if self._hook_seconds: run.dispatch.charge(self, TIME_EVERY * self._hook_seconds); self._hook_seconds = 0.
@@ -305,7 +308,7 @@ def activation_traces(names: list) -> list:
                     legendgroup=f'layer{l}', showlegend=row == 1)
               for row, (key, what) in enumerate((('m', 'mean'), ('s', 'std'), ('z', 'near zero')), 1) for l, name in enumerate(names)]
     return traces + [dict(type='heatmap', name=html.escape(name, quote=False), x='activations/hx', y='activations/hy', z=f'activations/h{l}',
-                          colorscale='Viridis', showscale=False, **_axes(4 + l)) for l, name in enumerate(names)]
+                          colorscale='Viridis', showscale=False, showlegend=False, **_axes(4 + l)) for l, name in enumerate(names)]
 
 # %% ../nbs/11a_activations.ipynb #a7layx
 @functools.cache

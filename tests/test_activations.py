@@ -1,5 +1,6 @@
 "ActivationStats: no hook left on the model however a fit ends (Ctrl-C at every line of its hooks), and its view bounded at a million batches."
 import gc, time
+from functools import partial
 import numpy as np, pytest
 from callbacks_widget.runner import Runner
 from callbacks_widget.activations import (ACTIVATION_BYTES, ActivationRecord, ActivationStats, activation_columns,
@@ -71,3 +72,27 @@ def test_the_view_of_a_million_batches_is_one_small_quick_update():
     (group, traces, layout), s = timed(lambda: activations_compare(fits, [f'fit {k + 1}' for k in range(25)]))
     assert sum(len(c['data']) for c in group.values()) <= ACTIVATION_BYTES and s < 0.1, s
     assert len(traces) == 20 * 2 * 4   # the first and the latest 19 fits
+
+
+def test_the_live_plot_draws_the_activations_view_growing_during_a_fit_in_its_picture_and_its_html(tmp_path):
+    from callbacks_widget.runner import Callback
+    from callbacks_widget.liveplot import LivePlotCallback
+    learn = make_learner(n_train=512, n_valid=64)
+    sizes = []
+    class Watch(Callback):
+        _order = 21   # after the live plot's redraw
+        def after_batch(self):
+            if self.in_train: sizes.append(len(self.run.live_plot.fig.column('activations/hx')))
+    run = Runner(cb_funcs=[partial(LivePlotCallback, every=0), partial(ActivationStats, every=0), Watch])
+    lp = run.live_plot
+    lp.view = 'activations'
+    assert lp.fig.traces == [] and 'ActivationStats' in str(lp.fig.plot_layout['annotations'])   # before any fit: how to add it
+    run.fit(1, learn)
+    assert sizes[0] == 1 and sizes[-1] == len(learn.data.train_dl) and sizes == sorted(sizes)   # one column a batch, growing
+    assert [t['type'] for t in lp.fig.traces].count('heatmap') == 2
+    fig = lp.fig.figure()
+    assert fig.data[-1].z.shape == (40, len(learn.data.train_dl))
+    assert lp.fig.picture()[:4] == b'\x89PNG'
+    assert '"heatmap"' in lp.save_html(tmp_path / 'a.html').read_text()
+    lp.view = 'end_to_end'
+    assert not lp.fig.activations and lp.fig.batches
