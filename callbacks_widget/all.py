@@ -29,8 +29,10 @@ from .lr_finder import *
 from .early_stopping import *
 from .restart import *
 from .store import *
+from .hooks import *
+from .activations import *
 from . import core, data, learner, runner, stats, history, panel, figure, liveplot
-from . import devices, precision, distributed, anneal, lr_finder, early_stopping, restart, store
+from . import devices, precision, distributed, anneal, lr_finder, early_stopping, restart, store, hooks, activations
 
 # %% ../nbs/99_all.ipynb #al02
 _INTERNAL = {'MNIST_URL', 'MNIST_LAYOUT', 'ArrayUnpickler', 'file_digests', 'check_digests', 'read_mnist',
@@ -39,7 +41,9 @@ _INTERNAL = {'MNIST_URL', 'MNIST_LAYOUT', 'ArrayUnpickler', 'file_digests', 'che
              'plotly_library', 'columns', 'columns_trait', 'zoom_range', 'with_range', 'AUTOSCALE',
              'PENDING', 'COST_HELP', 'ESTIMATE_AFTER', 'take_clicks_during_fits', 'WIDGET_VIEW', 'make_figure', 'fits_table',
              'DEFAULT_PATH', 'APPLICATION_ID', 'SCHEMA_VERSION', 'BUSY_SECONDS', 'SCHEMA', 'store_kind', 'connect', 'describe',
-             'callback_settings', 'fit_info', 'fit_status', 'StoreWriter', 'insert_fit', 'batch_chunk', 'hyper_values', 'differences'}
+             'callback_settings', 'fit_info', 'fit_status', 'StoreWriter', 'insert_fit', 'batch_chunk', 'hyper_values', 'differences',
+             'activation_row', 'HostRows', 'BatchColumns', 'hooked_modules', 'layer_names'} | {
+             n for n in activations.__all__ if n.startswith(('activation', 'ACTIVATION', 'DASHES'))}   # the view's figure state, as `views`'
 __all__ = ['partial', 'torch', 'nn', 'optim', 'F'] + [
     n for m in (core, data, learner, runner, stats, history, panel, figure, liveplot, devices, precision, distributed,
-                anneal, lr_finder, early_stopping, restart, store) for n in m.__all__ if n not in _INTERNAL]
+                anneal, lr_finder, early_stopping, restart, store, hooks, activations) for n in m.__all__ if n not in _INTERNAL]

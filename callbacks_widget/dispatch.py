@@ -115,6 +115,12 @@ def timed(self: Dispatch, hooks: EventHooks) -> bool:
         seconds[i] += weight * (t - start)
     return res
 
+# %% ../nbs/04a_dispatch.ipynb #da45
+@patch
+def charge(self: Dispatch, cb, seconds: float) -> None:
+    "Count `seconds` that `cb` spent outside its event hooks (in a forward hook, say) in its `cb_seconds`."
+    self.seconds[self.run.cbs.index(cb)] += seconds
+
 # %% ../nbs/04a_dispatch.ipynb #da51
 @patch
 def failed(self: Dispatch, e: BaseException, i: int = None, event: str = None) -> None:

@@ -1,4 +1,4 @@
-// The view of a LiveFigure (callbacks_widget/figure.py): draws its traces, whose `x` and `y` name columns
+// The view of a LiveFigure (callbacks_widget/figure.py): draws its traces, whose `x` and `y` (and a heat map's `z`) name columns
 // ('group/name') of its column groups, with the one plotly.js of the page.
 
 const TYPED = {int32: Int32Array, float32: Float32Array, float64: Float64Array};
@@ -16,6 +16,12 @@ function column(model, ref) {
     cols[name] = new TYPED[c.dtype](bytes);
   }
   return cols[name] || [];
+}
+
+function rows(z, n) {
+  // a heat map's `z` column: `n` rows (one a y value) of `z.length / n` values, one row after the other
+  const m = n ? z.length / n : 0;
+  return m ? Array.from({length: n}, (_, i) => z.subarray(i * m, (i + 1) * m)) : [];
 }
 
 function zoomOf(ev) {
@@ -73,7 +79,11 @@ export default {
       try { while (pending && alive) {
         pending = false;
         const t0 = performance.now();
-        const data = model.get('traces').map((t) => ({...t, x: column(model, t.x), y: column(model, t.y)}));
+        const data = model.get('traces').map((t) => {
+          const d = {...t, x: column(model, t.x), y: column(model, t.y)};
+          if (t.z) d.z = rows(column(model, t.z), d.y.length);
+          return d;
+        });
         await Plotly.react(gd, data, structuredClone(model.get('plot_layout')), {displaylogo: false});
         if (!shown && alive && el.isConnected) shown = hidePicture(el, model.get('_picture_mark'));
         if (!hooked) {

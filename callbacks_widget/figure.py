@@ -122,11 +122,19 @@ class LiveFigure(anywidget.AnyWidget):
         c = getattr(self, group).get(name)
         return np.frombuffer(c['data'], c['dtype']) if c else np.empty(0, np.float32)
 
+# %% ../nbs/07a_figure.ipynb #f7z02
+@patch
+def trace_data(self: LiveFigure, t: dict) -> dict:
+    "The trace `t` with its columns' points in place of their names (a `z` as rows of `len(y)`)."
+    out = {**t, 'x': self.column(t['x']), 'y': self.column(t['y'])}
+    if 'z' in t: out['z'] = self.column(t['z']).reshape(len(out['y']), -1) if len(out['y']) else []
+    return out
+
 # %% ../nbs/07a_figure.ipynb #f7pic2
 @patch
 def figure(self: LiveFigure) -> go.Figure:
     "The figure a view draws now, as a plotly `go.Figure`."
-    return go.Figure(data=[{**t, 'x': self.column(t['x']), 'y': self.column(t['y'])} for t in self.traces], layout=self.plot_layout)
+    return go.Figure(data=[self.trace_data(t) for t in self.traces], layout=self.plot_layout)
 
 @patch
 def picture(self: LiveFigure, width: int = 900, footer: list = ()) -> bytes:

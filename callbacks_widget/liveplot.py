@@ -22,12 +22,13 @@ from .panel import CallbackPanel, shared_layout, take_clicks_during_fits
 from .figure import AUTOSCALE, LiveFigure, columns_trait
 from .picture import text_table
 from .views import *
+from .activations import activation_columns, activation_traces, activations_layout
 
 # %% ../nbs/08_liveplot.ipynb #f8fig1
 class LivePlotFigure(LiveFigure):
     "The live plot's `LiveFigure`: its `view` is one of `VIEWS`, its settings are state, and each change holds its `lock` (safe from any thread)."
     view = traitlets.Enum(VIEWS, default_value='end_to_end').tag(sync=True)   # state: every view of the widget, and the buttons, agree
-    batches, epochs, nonfinite, fits = (columns_trait() for _ in range(4))   # per batch, per epoch, non-finite losses, per fit
+    batches, epochs, nonfinite, fits, activations = (columns_trait() for _ in range(5))   # per batch, per epoch, non-finite losses, per fit, `ActivationStats`'
     log_y, log_lr = traitlets.Bool(False).tag(sync=True), traitlets.Bool(False).tag(sync=True)   # the settings (`CONTROLS`)
     skip, beta, height = traitlets.Int(0, min=0).tag(sync=True), traitlets.Float(0.98).tag(sync=True), traitlets.Int(560, min=100).tag(sync=True)
 
@@ -237,7 +238,7 @@ def _set_view(self: LivePlotCallback, value: str):
         self.fig.view = value
 
 LivePlotCallback.view = property(LivePlotCallback._get_view, LivePlotCallback._set_view,
-    doc="What the figure shows: 'end_to_end' (all fits on one axis), 'compare' (fits overlaid) or 'lr_find'.")
+    doc="What the figure shows: 'end_to_end' (all fits on one axis), 'compare' (fits overlaid), 'lr_find' or 'activations' (`ActivationStats`' last fit).")
 
 # %% ../nbs/08_liveplot.ipynb #f8a00012
 @patch
@@ -272,9 +273,13 @@ def _draw(self: LivePlotCallback) -> None:
         if view == 'end_to_end':
             new = self._end_to_end(h, self.fig.x_range)
             if self.fig.fits: new['fits'] = {}   # the other views' points: not state while this one shows
+        elif view == 'activations':
+            new = self._activations()
+            new.update({g: {} for g in ('batches', 'epochs', 'nonfinite', 'fits') if getattr(self.fig, g)})
         else:
             new = self._fit_view(h, view, self.fig.x_range)
             new.update({g: {} for g in ('batches', 'epochs', 'nonfinite') if getattr(self.fig, g)})
+        if view != 'activations' and self.fig.activations: new['activations'] = {}
         if 'plot_layout' in new: self._layout = new.pop('plot_layout')
         with self.fig.hold_sync():
             for name, value in new.items(): setattr(self.fig, name, value)
@@ -389,6 +394,21 @@ def _fit_view(self: LivePlotCallback, h: History, view: str, r: tuple) -> dict:
     if self._changed('fit_traces', (view, tuple(shown), valid, tuple(drawn))): out['traces'] = fits_traces(h, shown, view, valid) + past_traces(drawn, len(shown))
     note = fits_note(len(fits), len(shown), view)
     if self._changed('layout', (view, note, r)): out['plot_layout'] = fits_layout(self._base_layout, view, note, r)
+    return out
+
+# %% ../nbs/08_liveplot.ipynb #lpa02
+@patch
+def _activations(self: LivePlotCallback) -> dict:
+    "The traits of the activations view that changed."
+    stats = getattr(self.run, 'activation_stats', None)
+    rec, out = (stats.record if stats is not None else None), {}
+    if rec is None:
+        if self._changed('activation_traces', 'none'): out.update(activations={}, traces=[], plot_layout=fits_layout(
+            self._base_layout, 'compare', "no fit ran ActivationStats: add ActivationStats to the runner's callbacks", AUTOSCALE))
+        return out
+    if self._changed('activations', (id(rec), len(rec))): out['activations'] = activation_columns(rec, self.max_points)
+    if self._changed('activation_traces', (id(rec), self.fig.height)):
+        out['traces'], out['plot_layout'] = activation_traces(rec.names), activations_layout(tuple(rec.names), self.fig.height)
     return out
 
 # %% ../nbs/08_liveplot.ipynb #f8a00018
