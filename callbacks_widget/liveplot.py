@@ -22,7 +22,7 @@ from .panel import CallbackPanel, shared_layout, take_clicks_during_fits
 from .figure import AUTOSCALE, LiveFigure, columns_trait
 from .picture import text_table
 from .views import *
-from .activations import activation_columns, activation_traces, activations_layout
+from .activations import activation_columns, activation_traces, activations_compare, activations_layout
 
 # %% ../nbs/08_liveplot.ipynb #f8fig1
 class LivePlotFigure(LiveFigure):
@@ -238,7 +238,7 @@ def _set_view(self: LivePlotCallback, value: str):
         self.fig.view = value
 
 LivePlotCallback.view = property(LivePlotCallback._get_view, LivePlotCallback._set_view,
-    doc="What the figure shows: 'end_to_end' (all fits on one axis), 'compare' (fits overlaid), 'lr_find' or 'activations' (`ActivationStats`' last fit).")
+    doc="What the figure shows: 'end_to_end' (all fits on one axis), 'compare' (fits overlaid), 'lr_find', 'activations' (`ActivationStats`' last fit) or 'compare_activations' (each fit's means and stds).")
 
 # %% ../nbs/08_liveplot.ipynb #f8a00012
 @patch
@@ -273,13 +273,13 @@ def _draw(self: LivePlotCallback) -> None:
         if view == 'end_to_end':
             new = self._end_to_end(h, self.fig.x_range)
             if self.fig.fits: new['fits'] = {}   # the other views' points: not state while this one shows
-        elif view == 'activations':
-            new = self._activations()
+        elif view in ('activations', 'compare_activations'):
+            new = self._activations(compare=view == 'compare_activations')
             new.update({g: {} for g in ('batches', 'epochs', 'nonfinite', 'fits') if getattr(self.fig, g)})
         else:
             new = self._fit_view(h, view, self.fig.x_range)
             new.update({g: {} for g in ('batches', 'epochs', 'nonfinite') if getattr(self.fig, g)})
-        if view != 'activations' and self.fig.activations: new['activations'] = {}
+        if 'activations' not in view and self.fig.activations: new['activations'] = {}
         if 'plot_layout' in new: self._layout = new.pop('plot_layout')
         with self.fig.hold_sync():
             for name, value in new.items(): setattr(self.fig, name, value)
@@ -398,17 +398,30 @@ def _fit_view(self: LivePlotCallback, h: History, view: str, r: tuple) -> dict:
 
 # %% ../nbs/08_liveplot.ipynb #lpa02
 @patch
-def _activations(self: LivePlotCallback) -> dict:
-    "The traits of the activations view that changed."
+def _activations(self: LivePlotCallback, compare: bool = False) -> dict:
+    "The traits of the activations view (its compare form if `compare`: each fit's means and stds overlaid) that changed."
     stats = getattr(self.run, 'activation_stats', None)
     rec, out = (stats.record if stats is not None else None), {}
     if rec is None:
         if self._changed('activation_traces', 'none'): out.update(activations={}, traces=[], plot_layout=fits_layout(
             self._base_layout, 'compare', "no fit ran ActivationStats: add ActivationStats to the runner's callbacks", AUTOSCALE))
         return out
+    if compare: return self._activations_compare(stats.records)
     if self._changed('activations', (id(rec), len(rec))): out['activations'] = activation_columns(rec, self.max_points)
     if self._changed('activation_traces', (id(rec), self.fig.height)):
         out['traces'], out['plot_layout'] = activation_traces(rec.names), activations_layout(tuple(rec.names), self.fig.height)
+    return out
+
+# %% ../nbs/08_liveplot.ipynb #lpa04
+@patch
+def _activations_compare(self: LivePlotCallback, records: list) -> dict:
+    "The traits of the activations' compare form that changed: `records`, one a fit that ran `ActivationStats`."
+    state, out = (len(records), id(records[-1]), len(records[-1])), {}
+    if self._changed('activations', state):
+        names = self.history.fit_names([r.fit for r in records])
+        out['activations'], traces, layout = activations_compare(records, names, self.max_points, self.fig.height)
+        if self._changed('activation_traces', ('compare', tuple(names), self.fig.height)):
+            out['traces'], out['plot_layout'] = traces, layout
     return out
 
 # %% ../nbs/08_liveplot.ipynb #f8a00018

@@ -20,8 +20,9 @@ from .history import History
 from .figure import columns, with_range
 
 # %% ../nbs/07b_views.ipynb #vw04
-VIEWS = ('end_to_end', 'compare', 'lr_find', 'activations')   # activations: `11a_activations`, drawn by the live plot
-VIEW_LABELS = dict(end_to_end='end to end', compare='compare fits', lr_find='lr finder', activations='activations')
+VIEWS = ('end_to_end', 'compare', 'lr_find', 'activations', 'compare_activations')   # activations: `11a_activations`, drawn by the live plot
+VIEW_LABELS = dict(end_to_end='end to end', compare='compare fits', lr_find='lr finder', activations='activations',
+                   compare_activations='compare activations')
 
 def _scatter(name: str, x: str, y: str, row: int, **style) -> dict:
     "A scatter trace on row `row` drawing columns `x` and `y`; `name` is shown as text, never as HTML."

@@ -1,7 +1,7 @@
 "ActivationStats: no hook left on the model however a fit ends (Ctrl-C at every line of its hooks), and its view bounded at a million batches."
 import gc, time
 from functools import partial
-import numpy as np, pytest
+import numpy as np, pytest, torch
 from callbacks_widget.runner import Runner
 from callbacks_widget.activations import (ACTIVATION_BYTES, ActivationRecord, ActivationStats, activation_columns,
                                           activations_compare)
@@ -96,3 +96,26 @@ def test_the_live_plot_draws_the_activations_view_growing_during_a_fit_in_its_pi
     assert '"heatmap"' in lp.save_html(tmp_path / 'a.html').read_text()
     lp.view = 'end_to_end'
     assert not lp.fig.activations and lp.fig.batches
+
+
+def test_the_compare_activations_view_overlays_each_fits_means_and_stds_named_by_what_differed():
+    from callbacks_widget.liveplot import LivePlotCallback
+    learn = make_learner(n_train=256, n_valid=64)
+    run = Runner(cb_funcs=[partial(LivePlotCallback, every=0), partial(ActivationStats, every=0)])
+    lp = run.live_plot
+    lp.view = 'compare_activations'
+    assert lp.fig.traces == [] and 'ActivationStats' in str(lp.fig.plot_layout['annotations'])   # before any fit
+    run.fit(1, learn)
+    with torch.no_grad():   # another init: the second fit's activations must differ from the first's
+        for p in learn.model.parameters(): p.mul_(3.)
+    run.fit(1, learn)
+    g, recs = lp.fig.activations, run.activation_stats.records
+    assert len(recs) == 2 and {'x0', 'x1', 'm0_0', 'm1_0', 's0_0', 's1_0'} <= set(g)
+    assert sum(len(c['data']) for c in g.values()) <= 64 * 1024
+    names = {t['name'] for t in lp.fig.traces}
+    assert {f'fit 1 · {recs[0].names[0]}', f'fit 2 · same · {recs[0].names[0]}'} <= names, names
+    m0, m1 = lp.fig.column('activations/m0_0'), lp.fig.column('activations/m1_0')
+    assert len(m0) and len(m1) and not np.allclose(m0[:len(m1)].mean(), m1.mean())
+    assert lp.fig.picture()[:4] == b'\x89PNG'
+    lp.view = 'activations'   # back to the last fit's rows and heat maps
+    assert [t['type'] for t in lp.fig.traces].count('heatmap') == len(recs[-1].names)
