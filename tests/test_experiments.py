@@ -506,7 +506,7 @@ def test_compare_view_overlays_the_fits_from_code_and_from_the_buttons(learn):
     assert lp.view == 'end_to_end' and lp.fig.fits == {} and lp.fig.column('batches/x')[-1] == 4 * n
     lp.view_buttons.value = 'compare'
     assert len(legend(lp)) == 3
-    with pytest.raises(ValueError, match="view must be one of end_to_end, compare, lr_find; got 'overlay'"): lp.view = 'overlay'
+    with pytest.raises(ValueError, match="view must be one of end_to_end, compare, lr_find, activations, compare_activations; got 'overlay'"): lp.view = 'overlay'
 
 
 def test_view_switched_during_a_fit_draws_the_running_fit_at_once(learn):

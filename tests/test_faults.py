@@ -526,7 +526,7 @@ def test_a_view_clicked_on_another_thread_just_after_the_live_plots_after_fit_is
 
 def test_the_figures_view_is_one_of_the_views():
     lp = attached(LivePlotCallback())
-    with pytest.raises(traitlets.TraitError, match="expected any of \\['end_to_end', 'compare', 'lr_find'\\], not the str 'bogus'"):
+    with pytest.raises(traitlets.TraitError, match="expected any of \\['end_to_end', 'compare', 'lr_find', 'activations', 'compare_activations'\\], not the str 'bogus'"):
         lp.fig.view = 'bogus'
     assert (lp.fig.view, lp.view, lp.view_buttons.value) == ('end_to_end',) * 3
     lp.fig.view = 'compare'
