@@ -8,7 +8,7 @@ __all__ = ['DEFAULT_PATH', 'APPLICATION_ID', 'SCHEMA_VERSION', 'BUSY_SECONDS', '
            'batch_chunk', 'StoredFit', 'hyper_values', 'differences', 'Runs', 'load_runs']
 
 # %% ../nbs/12_store.ipynb #st03
-import datetime, functools, json, math, os, queue, socket, sqlite3, threading, time, warnings
+import datetime, functools, json, math, os, queue, random, socket, sqlite3, threading, time, warnings
 from dataclasses import dataclass, field
 from inspect import Parameter, signature
 from pathlib import Path
@@ -33,8 +33,8 @@ CREATE TABLE epochs (fit INTEGER, epoch INTEGER, iteration INTEGER, stats TEXT, 
 # %% ../nbs/12_store.ipynb #sb01
 def store_kind(con: sqlite3.Connection) -> str:
     "'store', 'empty' (no table yet) or 'foreign' (an SQLite file of something else); raises `sqlite3.DatabaseError` for a file that is not SQLite."
-    if con.execute('PRAGMA application_id').fetchone()[0] == APPLICATION_ID: return 'store'
-    return 'empty' if not con.execute('SELECT count(*) FROM sqlite_master').fetchone()[0] else 'foreign'
+    app, tables = con.execute('SELECT (SELECT application_id FROM pragma_application_id), (SELECT count(*) FROM sqlite_master)').fetchone()
+    return 'store' if app == APPLICATION_ID else 'empty' if not tables else 'foreign'   # one statement: one snapshot, as another writer makes the tables
 
 # %% ../nbs/12_store.ipynb #sb02
 def connect(path: Union[str, Path], write: bool = False) -> sqlite3.Connection:
@@ -43,11 +43,13 @@ def connect(path: Union[str, Path], write: bool = False) -> sqlite3.Connection:
     if not write and not path.is_file(): raise FileNotFoundError(f"no run store at {path}: the file does not exist")
     uri = path.resolve().as_uri() + ('' if write else '?mode=ro')
     con = sqlite3.connect(uri, uri=True, timeout=BUSY_SECONDS, isolation_level=None, check_same_thread=False)
-    try:
+    def check():
         kind = store_kind(con)
         if kind == 'foreign': raise ValueError(f"{path} is an SQLite database of something else, not a run store: it was left as it was")
         if kind == 'empty' and not write: raise ValueError(f"{path} is not a run store: an empty SQLite database")
         if write: _prepare(con, kind)
+    try:
+        _past_locks(check)
         return con
     except sqlite3.DatabaseError as e:
         con.close()
@@ -67,6 +69,16 @@ def _prepare(con: sqlite3.Connection, kind: str) -> None:
                 con.execute(stmt)   # not `executescript`: it would commit first
         con.execute('COMMIT')
     except BaseException: con.execute('ROLLBACK'); raise
+
+# %% ../nbs/12_store.ipynb #sb03b
+def _past_locks(f):
+    "Call `f` again until no other connection's lock stops it, for up to `BUSY_SECONDS`: SQLite answers 'database is locked' at once, without waiting, where waiting could deadlock (two new writers each switching the file to WAL)."
+    deadline = time.monotonic() + BUSY_SECONDS
+    while True:
+        try: return f()
+        except sqlite3.OperationalError as e:
+            if not ('locked' in str(e) or 'busy' in str(e)) or time.monotonic() > deadline: raise
+            time.sleep(random.uniform(0.001, 0.02))   # apart: the two do not meet again
 
 # %% ../nbs/12_store.ipynb #sc01
 def describe(v):

@@ -2,6 +2,7 @@
 
     python tests/store_child.py long PATH          one long fit; prints `batches time` every 10 batches (to be killed)
     python tests/store_child.py fits PATH GO N     set up, says so (file ready<pid> beside GO), and once GO exists: N fits of 3 epochs, handing off every 10 ms
+    python tests/store_child.py make FOLDER N      says it is ready (FOLDER/ready<pid>), then for i < N: once FOLDER/go<i> exists, opens FOLDER/<i>.sqlite to write (a new file); prints each error
     torchrun --nproc_per_node=2 tests/store_child.py ddp PATH OUT    one DDP fit; each rank writes OUT/rank<R>.json
 """
 import json, os, sys, time
@@ -11,7 +12,7 @@ import torch.nn.functional as F
 from callbacks_widget.data import DataBunch, Dataset, get_dls
 from callbacks_widget.learner import Learner, get_model
 from callbacks_widget.runner import Callback, Runner
-from callbacks_widget.store import RunStore
+from callbacks_widget.store import RunStore, connect
 
 
 def make_learner(n: int = 2048, bs: int = 32) -> Learner:
@@ -36,6 +37,13 @@ def main(mode: str, path: str, *args) -> None:
         go.with_name(f'ready{os.getpid()}').touch()
         while not go.exists(): time.sleep(0.002)
         for _ in range(n): run.fit(3, learn)
+    elif mode == 'make':
+        folder = Path(path)
+        (folder/f'ready{os.getpid()}').touch()
+        for i in range(int(args[0])):
+            while not (folder/f'go{i}').exists(): time.sleep(0.0005)
+            try: connect(folder/f'{i}.sqlite', write=True).close()
+            except Exception as e: print(i, type(e).__name__, e, flush=True)
     elif mode == 'ddp':
         import torch.distributed as dist
         from callbacks_widget.distributed import DistributedCallback

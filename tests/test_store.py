@@ -15,6 +15,14 @@ ENV = {**os.environ, 'PYTHONPATH': str(ROOT), 'CUDA_VISIBLE_DEVICES': ''}
 def writers() -> list: return [t for t in threading.enumerate() if isinstance(t, StoreWriter)]
 
 
+def wait_ready(folder: Path, ps: list) -> None:
+    "Wait until each child process of `ps` has said it is ready (a file `ready<pid>` in `folder`)."
+    t0 = time.time()
+    while len(list(folder.glob('ready*'))) < len(ps):
+        assert time.time() - t0 < 120 and all(p.poll() is None for p in ps), 'the children ended or never got ready'
+        time.sleep(0.01)
+
+
 def files(folder: Path) -> dict: return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
@@ -40,13 +48,21 @@ def test_a_process_killed_mid_fit_loses_at_most_the_last_second_and_leaves_a_sto
     assert connect(path).execute('PRAGMA integrity_check').fetchone() == ('ok',)
 
 
+def test_three_processes_making_the_same_new_store_at_once_all_get_it(tmp_path):
+    "Each of 60 new files is opened to write by three processes at the same moment: none may see a half-made store as another program's, nor give up on SQLite's lock."
+    n = 60
+    ps = [subprocess.Popen([*CHILD, 'make', str(tmp_path), str(n)], env=ENV, stdout=subprocess.PIPE, text=True) for _ in range(3)]
+    wait_ready(tmp_path, ps)
+    for i in range(n): (tmp_path/f'go{i}').touch(); time.sleep(0.02)
+    out = [p.communicate(timeout=120)[0] for p in ps]
+    assert [p.returncode for p in ps] == [0, 0, 0] and out == ['', '', ''], out
+    for i in range(n): assert connect(tmp_path/f'{i}.sqlite').execute('PRAGMA journal_mode').fetchone() == ('wal',)
+
+
 def test_two_processes_writing_one_store_at_once_both_keep_every_fit(tmp_path):
     path, go, n = tmp_path/'runs.sqlite', tmp_path/'go', 4
     ps = [subprocess.Popen([*CHILD, 'fits', str(path), str(go), str(n)], env=ENV, stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    t0 = time.time()
-    while len(list(tmp_path.glob('ready*'))) < 2:
-        assert time.time() - t0 < 120 and all(p.poll() is None for p in ps), 'the children ended or never got ready'
-        time.sleep(0.01)
+    wait_ready(tmp_path, ps)
     go.touch()   # both start at once: they make the store together, then write it together
     for p in ps: assert p.wait(timeout=240) == 0, p.stderr.read()
     fits = load_runs(path)
