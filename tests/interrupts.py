@@ -2,6 +2,7 @@
 import sys
 from pathlib import Path
 import callbacks_widget
+from callbacks_widget.runner import Runner
 
 PACKAGE = str(Path(callbacks_widget.__file__).parent)
 
@@ -43,3 +44,13 @@ def interrupt_every_line(make, action, check, within=None, every: int = 1) -> in
         else: where = 'nowhere: the action ran fewer lines this time'
         check(state, where)
     return n
+
+
+def interrupt_every_line_of_a_fit(cb_funcs, learn, check, within) -> int:
+    """`interrupt_every_line` of a fit: for each line of `within` that a fit runs, a fresh `Runner(cb_funcs=cb_funcs)`
+    that has fit `learn` once, its next fit interrupted at that line, then `check(run, where)`. Return the number of lines."""
+    def make():
+        run = Runner(cb_funcs=cb_funcs)
+        run.fit(1, learn)
+        return run
+    return interrupt_every_line(make, lambda run: run.fit(1, learn), check, within=within)

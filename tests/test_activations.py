@@ -6,7 +6,7 @@ from callbacks_widget.runner import Runner
 from callbacks_widget.activations import (ACTIVATION_BYTES, ActivationRecord, ActivationStats, activation_columns,
                                           activations_compare)
 from conftest import make_learner
-from interrupts import interrupt_every_line
+from interrupts import interrupt_every_line_of_a_fit
 
 
 def n_hooks(model) -> int: return sum(len(m._forward_hooks) for m in model.modules())
@@ -17,10 +17,6 @@ def n_hooks(model) -> int: return sum(len(m._forward_hooks) for m in model.modul
 def test_ctrl_c_at_every_line_of_its_hooks_leaves_no_hook_and_the_next_fit_records_it_whole(hook):
     learn = make_learner(n_train=64, n_valid=32)
     n = len(learn.data.train_dl)
-    def make():
-        run = Runner(cb_funcs=ActivationStats)
-        run.fit(1, learn)
-        return run
     def check(run, where):
         assert n_hooks(learn.model) == 0, where
         run.fit(1, learn)
@@ -31,7 +27,7 @@ def test_ctrl_c_at_every_line_of_its_hooks_leaves_no_hook_and_the_next_fit_recor
         check(run, where)
         gc.collect()
     gc.disable()   # finalizers (`Hook.__del__`) run here, untraced: under the tracer, CPython 3.11 may crash in one
-    try: assert interrupt_every_line(make, lambda run: run.fit(1, learn), check_and_collect, within=getattr(ActivationStats, hook)) > 3
+    try: assert interrupt_every_line_of_a_fit(ActivationStats, learn, check_and_collect, within=getattr(ActivationStats, hook)) > 3
     finally: gc.enable()
 
 

@@ -164,7 +164,7 @@ def test_fits_whose_callbacks_alternate_share_their_names_and_cost_under_100_byt
     assert h.fit_names([4999]) == ['fit 5000 · −train_eval']
 
 
-from interrupts import interrupt_every_line
+from interrupts import interrupt_every_line, interrupt_every_line_of_a_fit
 
 VALUES = [1., 2., 3., float('nan'), 5., 6.] + [1 + i / 100 for i in range(200)]
 
@@ -201,10 +201,6 @@ def test_ctrl_c_at_every_line_of_a_recorder_hook_leaves_a_record_the_next_fit_co
     from conftest import make_learner
     learn = make_learner(n_train=64, n_valid=32)
     n = len(learn.data.train_dl)
-    def make():
-        run = Runner(cb_funcs=Recorder)
-        run.fit(1, learn)
-        return run
     def check(run, where):
         run.fit(1, learn)
         h = run.recorder.history
@@ -212,4 +208,4 @@ def test_ctrl_c_at_every_line_of_a_recorder_hook_leaves_a_record_the_next_fit_co
         assert h.n_iter - h.fit_starts[-1] == n and len(run.recorder.losses) == n, where
         assert h.epochs[-1]['fit'] == len(h.fit_starts) - 1 and h.epochs[-1]['iteration'] == h.n_iter, where
         assert h._fit_thread is None and not run.in_fit, where   # any thread may read it again
-    assert interrupt_every_line(make, lambda run: run.fit(1, learn), check, within=getattr(Recorder, hook)) > 3
+    assert interrupt_every_line_of_a_fit(Recorder, learn, check, within=getattr(Recorder, hook)) > 3
