@@ -40,6 +40,14 @@ def filled(n: int, fits: int = 1, beta: float = None, **kw) -> LivePlotCallback:
     return lp
 
 
+def assert_refused(lp: LivePlotCallback, name: str, bad, message: str, kept):
+    "Setting `lp.name` to `bad` raises a ValueError saying `message` and `bad`, and leaves `lp.name` at `kept` and the figure as it was."
+    before = lp.fig.get_state()
+    with pytest.raises(ValueError, match=rf"{message}, got {re.escape(repr(bad))}"):
+        setattr(lp, name, bad)
+    assert getattr(lp, name) == kept and lp.fig.get_state() == before
+
+
 # ------------------------------------------------------------------------------------------------------------
 # Log scale
 # ------------------------------------------------------------------------------------------------------------
@@ -137,10 +145,7 @@ def test_skip_at_a_million_batches_stays_bounded():
 def test_bad_skip_is_refused_and_nothing_changes(bad):
     lp = filled(100)
     lp.skip = 5
-    before = lp.fig.get_state()
-    with pytest.raises(ValueError, match=rf"skip must be an integer >= 0 \(iterations\), got {re.escape(repr(bad))}"):
-        lp.skip = bad
-    assert lp.skip == 5 and lp.fig.get_state() == before
+    assert_refused(lp, 'skip', bad, r"skip must be an integer >= 0 \(iterations\)", kept=5)
 
 
 def test_a_negative_skip_from_the_box_is_put_back_with_the_reason():
@@ -192,11 +197,7 @@ def test_smoothing_changed_at_a_million_batches_is_bounded():
 
 @pytest.mark.parametrize('bad', [1.0, float('nan'), -0.1, '0.9', True, None])
 def test_bad_beta_is_refused_and_nothing_changes(bad):
-    lp = filled(100)
-    before = lp.fig.get_state()
-    with pytest.raises(ValueError, match=rf"beta must be a number with 0 <= beta < 1, got {re.escape(repr(bad))}"):
-        lp.beta = bad
-    assert lp.beta == 0.98 and lp.fig.get_state() == before
+    assert_refused(filled(100), 'beta', bad, r"beta must be a number with 0 <= beta < 1", kept=0.98)
 
 
 def test_a_beta_given_to_the_callback_is_the_records_and_the_plots():
@@ -227,11 +228,7 @@ def test_height_after_creation_and_in_the_picture(learn):
 
 @pytest.mark.parametrize('bad', [0, 50, -700, '700', 700.0, None])
 def test_bad_height_is_refused_and_nothing_changes(bad):
-    lp = filled(100)
-    before = lp.fig.get_state()
-    with pytest.raises(ValueError, match=rf"height must be an integer >= 100 \(pixels\), got {re.escape(repr(bad))}"):
-        lp.height = bad
-    assert lp.height == 560 and lp.fig.get_state() == before
+    assert_refused(filled(100), 'height', bad, r"height must be an integer >= 100 \(pixels\)", kept=560)
 
 
 # ------------------------------------------------------------------------------------------------------------
