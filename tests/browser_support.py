@@ -416,6 +416,26 @@ def run_first_cell(page, i: int, marker: str, server: JupyterServer, timeout: fl
     return out
 
 
+def open_notebook(page, server: JupyterServer, name: str, n_cells: int, dom: Dom = LAB) -> str:
+    """Open notebook `name` of `n_cells` cells and run its first cell, a prelude that prints `KERNEL_PYTHON` and
+    `KERNEL_PID` (the pid is recorded, so that `stop_server` ends the kernel); the prelude's output."""
+    page.goto(server.notebook_url(name), wait_until="domcontentloaded", timeout=60_000)
+    page.locator(dom.cell).nth(n_cells - 1).wait_for(timeout=60_000)
+    out = run_first_cell(page, 0, "KERNEL_PYTHON", server, timeout=90, dom=dom)
+    server.kernel_pids.append(int(re.search(r"KERNEL_PID (\d+)", out).group(1)))
+    return out
+
+
+def run_plot_cell(page, i: int, timeout: float, dom: Dom = LAB) -> int:
+    """Run cell i, which prints `BATCHES <training batches>` and shows a live plot; the training batches, once the
+    plot is drawn."""
+    out = run_cell(page, i, timeout=timeout, dom=dom, expect="BATCHES")
+    m = re.search(r"BATCHES (\d+)", out)
+    assert m, f"cell {i} printed no BATCHES: {out!r}"
+    cell(page, i, dom).locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+    return int(m.group(1))
+
+
 def output_text(page, i: int, dom: Dom = LAB) -> str:
     # one read of every output: a front end may replace an output while it is read
     return "\n".join(cell(page, i, dom).locator(dom.output).all_inner_texts())

@@ -44,14 +44,8 @@ def activations_page(chromium_path, tmp_path):
 
 def test_activations_view_grows_during_a_fit_and_survives_a_reload(activations_page):
     server, (page, js_errors, ignored) = activations_page
-    SCREENSHOTS.mkdir(exist_ok=True)
     heat = lambda: page.evaluate(JS_HEAT, 1) or {'n': 0, 'columns': [0], 'rows': [0]}
-    page.goto(server.notebook_url("activations.ipynb"), wait_until="domcontentloaded", timeout=60_000)
-    page.locator(bs.CELL).nth(2).wait_for(timeout=60_000)
-    out = bs.run_first_cell(page, 0, "KERNEL_PYTHON", server, timeout=90)
-    server.kernel_pids.append(int(re.search(r"KERNEL_PID (\d+)", out).group(1)))
-    n_train = int(re.search(r"BATCHES (\d+)", bs.run_cell(page, 1, timeout=CELL_TIMEOUT, expect="BATCHES")).group(1))
-    bs.cell(page, 1).locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+    n_train = bs.run_plot_cell(page, 1, CELL_TIMEOUT)
 
     started, seen = bs.start_cell(page, 2), []
     def growing():

@@ -410,14 +410,19 @@ def test_live_plot_widgets(server, browser_page):
 # The compare view after a reload (issue 14): JupyterLab only
 # ----------------------------------------------------------------------------------
 
-COMPARE_SETUP = """\
+def demo_setup_cell(cb_funcs: str) -> str:
+    "A set-up cell: the demo's learner and a `Runner` with `cb_funcs` (their source); it prints the training batches and shows the live plot."
+    return f"""\
 from callbacks_widget.all import *
 from callbacks_widget.demo import demo_setup
 _, learn = demo_setup()
-run = Runner(cb_funcs=[partial(AvgStatsCallback, accuracy), Recorder, LivePlotCallback])
+run = Runner(cb_funcs=[{cb_funcs}])
 print('BATCHES', len(learn.data.train_dl))
 run.live_plot
 """
+
+
+COMPARE_SETUP = demo_setup_cell("partial(AvgStatsCallback, accuracy), Recorder, LivePlotCallback")
 COMPARE_FITS_CELL = "run.fit(1, learn); run.fit(1, learn)\nrun.avg_stats.enabled = False\nrun.fit(1, learn)\nprint('FITS', len(run.live_plot.history.fit_starts))\n"
 COMPARE_CHECK = "print('VIEW', run.live_plot.view)\n"
 COMPARE_NAMES = ["fit 1", "fit 2 · same", "fit 3 · −avg_stats"]
@@ -425,12 +430,15 @@ COMPARE_NAMES = ["fit 1", "fit 2 · same", "fit 3 · −avg_stats"]
 
 @contextmanager
 def lab_notebook(name: str, cells: list, chromium_path, tmp_path):
-    "JupyterLab serving `name`.ipynb made of `cells`, and a Chromium page for it: `(server, (page, js_errors, ignored))`."
+    """JupyterLab serving `name`.ipynb made of `cells` (the first `PRELUDE`), and a Chromium page with it open and its
+    prelude run: `(server, (page, js_errors, ignored))`."""
     root = tmp_path / "root"
     root.mkdir()
     bs.write_notebook(root / f"{name}.ipynb", cells)
+    SCREENSHOTS.mkdir(exist_ok=True)
     with bs.jupyter_server("lab", root, tmp_path / "jupyter") as srv:
         with bs.chromium_page(f"lab-{name}", lambda: bs.stop_server(srv, grace=1), CASE_TIMEOUT, SCREENSHOTS, chromium_path) as p:
+            bs.open_notebook(p[0], srv, f"{name}.ipynb", len(cells))
             yield srv, p
 
 
@@ -443,13 +451,7 @@ def compare_page(chromium_path, tmp_path):
 def test_compare_view_survives_a_reload(compare_page):
     "Three fits, the second switch changed before the third; 'compare fits' clicked; a reload draws the same three named fits."
     server, (page, js_errors, ignored) = compare_page
-    SCREENSHOTS.mkdir(exist_ok=True)
-    page.goto(server.notebook_url("compare.ipynb"), wait_until="domcontentloaded", timeout=60_000)
-    page.locator(bs.CELL).nth(3).wait_for(timeout=60_000)
-    out = bs.run_first_cell(page, 0, "KERNEL_PYTHON", server, timeout=90)
-    server.kernel_pids.append(int(re.search(r"KERNEL_PID (\d+)", out).group(1)))
-    n_train = int(re.search(r"BATCHES (\d+)", bs.run_cell(page, 1, timeout=CELL_TIMEOUT, expect="BATCHES")).group(1))
-    bs.cell(page, 1).locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+    n_train = bs.run_plot_cell(page, 1, CELL_TIMEOUT)
     assert "FITS 3" in bs.run_cell(page, 2, timeout=CELL_TIMEOUT, expect="FITS")
 
     def fits(p):

@@ -54,15 +54,9 @@ def controls_page(chromium_path, tmp_path):
 
 def test_controls_in_jupyterlab(controls_page):
     server, (page, js_errors, ignored) = controls_page
-    SCREENSHOTS.mkdir(exist_ok=True)
     shot = lambda name: page.screenshot(path=str(SCREENSHOTS / f"lab-controls-{name}.png"), timeout=15_000)
     graph = lambda: page.evaluate(JS_GRAPH, C_SETUP)
-    page.goto(server.notebook_url("controls.ipynb"), wait_until="domcontentloaded", timeout=60_000)
-    page.locator(bs.CELL).nth(C_HEIGHT).wait_for(timeout=60_000)
-    out = bs.run_first_cell(page, 0, "KERNEL_PYTHON", server, timeout=90)
-    server.kernel_pids.append(int(re.search(r"KERNEL_PID (\d+)", out).group(1)))
-    n_train = int(re.search(r"BATCHES (\d+)", bs.run_cell(page, C_SETUP, timeout=CELL_TIMEOUT, expect="BATCHES")).group(1))
-    bs.cell(page, C_SETUP).locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+    n_train = bs.run_plot_cell(page, C_SETUP, CELL_TIMEOUT)
     bs.run_cell(page, C_FIT1, timeout=CELL_TIMEOUT)
     assert wait_until(lambda: len(graph()["smooth"]) == n_train, 30), graph()
 

@@ -1,19 +1,12 @@
 "The lr finder view draws in JupyterLab: its columns are binary with their dtype (before, they went as JSON lists and its view threw)."
-import re
 import pytest
 import browser_support as bs
 from browser_support import chromium_path  # noqa: F401 -- a fixture
-from test_browser import PRELUDE, CELL_TIMEOUT, SCREENSHOTS, lab_notebook, wait_until
+from test_browser import PRELUDE, CELL_TIMEOUT, SCREENSHOTS, demo_setup_cell, lab_notebook, wait_until
 
 pytestmark = pytest.mark.browser
 
-SETUP = """\
-from callbacks_widget.all import *
-from callbacks_widget.demo import demo_setup
-_, learn = demo_setup()
-run = Runner(cb_funcs=[partial(AvgStatsCallback, accuracy), LR_Find, LivePlotCallback])
-run.live_plot
-"""
+SETUP = demo_setup_cell("partial(AvgStatsCallback, accuracy), LR_Find, LivePlotCallback")
 FIT = "run.fit(1, learn)\nprint('VIEW', run.live_plot.view)\n"
 
 
@@ -26,13 +19,7 @@ def lr_find_page(chromium_path, tmp_path):
 def test_lr_find_view_draws(lr_find_page):
     "A fit with LR_Find switches the live plot to its lr finder view, which draws the fit's loss against the learning rate."
     server, (page, js_errors, ignored) = lr_find_page
-    SCREENSHOTS.mkdir(exist_ok=True)
-    page.goto(server.notebook_url("lr.ipynb"), wait_until="domcontentloaded", timeout=60_000)
-    page.locator(bs.CELL).nth(2).wait_for(timeout=60_000)
-    out = bs.run_first_cell(page, 0, "KERNEL_PYTHON", server, timeout=90)
-    server.kernel_pids.append(int(re.search(r"KERNEL_PID (\d+)", out).group(1)))
-    bs.run_cell(page, 1, timeout=CELL_TIMEOUT)
-    bs.cell(page, 1).locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+    bs.run_plot_cell(page, 1, CELL_TIMEOUT)
     assert "VIEW lr_find" in bs.run_cell(page, 2, timeout=CELL_TIMEOUT, expect="VIEW")
 
     def drawn(p):
