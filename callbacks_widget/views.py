@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['VIEWS', 'VIEW_LABELS', 'BATCH_TRACES', 'FIT_LINES', 'FIT_LABELS', 'COMPARE_FITS', 'COMPARE_POINTS', 'FIT_COLOURS',
-           'LOG_AXES', 'end_to_end_traces', 'figure_layout', 'EpochTable', 'smooth_losses', 'SmoothedLoss',
-           'kept_ranges', 'kept', 'downsample_ranges', 'visible', 'batch_columns', 'nonfinite_columns', 'table_rows',
-           'epoch_columns', 'fit_marks', 'end_to_end_layout', 'shown_fits', 'fit_columns', 'view_layout', 'fit_traces',
-           'lr_find_fits', 'fits_traces', 'fits_note', 'fits_layout', 'past_columns', 'past_traces', 'log_axes']
+           'LOG_AXES', 'end_to_end_traces', 'figure_layout', 'EpochTable', 'SmoothedLoss', 'kept_ranges', 'kept',
+           'downsample_ranges', 'visible', 'batch_columns', 'nonfinite_columns', 'table_rows', 'epoch_columns',
+           'fit_marks', 'end_to_end_layout', 'shown_fits', 'fit_columns', 'view_layout', 'fit_traces', 'lr_find_fits',
+           'fits_traces', 'fits_note', 'fits_layout', 'past_columns', 'past_traces', 'log_axes']
 
 # %% ../nbs/07b_views.ipynb #vw03
 import bisect, functools, html, math
@@ -16,7 +16,7 @@ import plotly.io as pio
 from plotly.subplots import make_subplots
 from .core import patch
 from .arrays import GrowArray, downsample
-from .history import History
+from .history import History, smooth_losses
 from .figure import columns, with_range
 
 # %% ../nbs/07b_views.ipynb #vw04
@@ -90,33 +90,6 @@ def update(self: EpochTable, epochs: list) -> None:
     self.fit.write([e['fit'] for e in new], n); self.x.write([e['iteration'] for e in new], n)
     self.ys = ys              # the new columns, as long as the others,
     self._n = n + len(new)    # then every column grows, at once
-
-# %% ../nbs/07b_views.ipynb #vwsm1
-def _scan(x: np.ndarray, a: float) -> np.ndarray:
-    "`y[i] = a*y[i-1] + x[i]` from `y[-1] = 0`, in float64: a weighted `cumsum` within blocks, the same recurrence across them."
-    b = min(256, int(600 / -math.log(a))) if 0 < a < 1 else 1   # a**-b stays far inside float64
-    if b < 2: return x.astype(np.float64)   # a < 1e-130: the carried part is below any float's precision
-    n, m = len(x), -(-len(x) // b)
-    y = np.zeros((m, b))
-    y.ravel()[:n] = x
-    w = a ** -np.arange(b, dtype=np.float64)
-    y *= w; np.cumsum(y, axis=1, out=y); y /= w
-    if m > 1: y[1:] += np.outer(_scan(y[:-1, -1], a ** b), a ** np.arange(1, b + 1))
-    return y.ravel()[:n]
-
-# %% ../nbs/07b_views.ipynb #vwsm4
-def smooth_losses(x: np.ndarray, beta: float, avg: float = 0., n_avg: int = 0) -> tuple:
-    "`(smooth, avg, n_avg)`: the debiased moving average after each loss of `x` (non-finite ones skipped), from the state `avg`, `n_avg`."
-    ok = np.isfinite(x)
-    finite = ok.all()
-    avgs = (1 - beta) * _scan(x if finite else x[ok], beta)
-    k = min(len(avgs), math.ceil(-46 / math.log(beta)) if beta > 0 else 0)   # beta**k < 1e-20 from there on
-    p = beta ** np.arange(1, k + 1, dtype=np.float64)
-    avgs[:k] += p * avg
-    end = (avgs[-1] if len(avgs) else avg), n_avg + len(avgs)
-    avgs[:k] /= 1 - beta ** n_avg * p
-    if not finite: avgs = np.concatenate([[avg / (1 - beta ** n_avg) if n_avg else np.nan], avgs])[np.cumsum(ok)]
-    return (avgs.astype(np.float32), *end)
 
 # %% ../nbs/07b_views.ipynb #vwsm7
 class SmoothedLoss():
