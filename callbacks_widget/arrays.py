@@ -118,8 +118,8 @@ def candidates(self: Extremes, y: np.ndarray, n_blocks: int) -> Optional[tuple]:
 # %% ../nbs/05e_arrays.ipynb #a5c0f002
 def _to_host(values: list):
     "A part of `HostScalars`: a list of floats, or `(pinned host tensor, CUDA event)` of a copy under way."
+    if not any(issubclass(k, torch.Tensor) for k in set(map(type, values))): return values   # floats: no Python per value
     tensors = [v for v in values if isinstance(v, torch.Tensor)]
-    if not tensors: return values
     devices = {v.device for v in tensors}
     if len(tensors) < len(values) or len(devices) > 1: return [float(v) for v in values]   # mixed: rare, read one by one
     stacked = torch.stack(tensors).float()
