@@ -113,7 +113,7 @@ def loop_md(loop: dict) -> str:
 
 
 def results_md(m: dict, loop: dict, upd: dict, loop_tables: str, upd_table: str, upd_note: str,
-               command: str, ins_md: str = '') -> str:
+               command: str, ins_md: str = '', st_md: str = '') -> str:
     return f"""# Benchmarks
 
 Machine: {m['cpu']}, {m['cores']} cores; Python {m['python']}, torch {m['torch']}, plotly {m['plotly']},
@@ -136,9 +136,20 @@ bytes are every widget message of the update (figure and panel), recorded with `
 {upd_table}
 
 {upd_note}
-
+{st_md}
 ![overhead](overhead.png)
 """
+
+
+def store_md(st: dict) -> str:
+    "The run store's section of results.md, from `bench/store.py`'s results `st` (empty if it did not run)."
+    if not st: return ''
+    import store
+    doc = store.__doc__.split('\n\n')[1]
+    parts = ['#' + store.report(name, res) for name, res in st.items() if name != 'layouts']   # its headings one level down
+    layouts = '\n'.join(f"- {k}: {v['us_per_batch']:.2f} µs and {v['bytes_per_batch']:.1f} bytes per batch" for k, v in st.get('layouts', {}).items())
+    return '\n## Run store\n\n`RunStore` beside (b), the same runner without it (`bench/store.py`).\n' + doc + '\n\n' + '\n\n'.join(parts) + \
+           '\n\nThe layout, 100,000 batches written in transactions of 500:\n' + layouts + '\n'
 
 
 def cells(line: str) -> list:
@@ -165,10 +176,17 @@ def readme_block(results: str) -> str:
         peers = ', '.join(f"{r[0].removeprefix('(peer) ').rsplit(' ', 1)[0]} {r[4]}×" for r in rows(body, '(peer) '))
         out.append(f"| {name}: {describe} | {b[0][4]}× ({b[0][8]} µs) | {c[0][4]}× ({c[0][8]} µs) | {peers or 'not run'} |")
     ins = re.search(r'^### Instructions per batch.*?(?=^##)', results + '\n##', re.S | re.M)
+    counts = []
     if ins:
         for name, body in re.findall(r'^(\w+) workload, epochs of.*?\n(.*?)(?=^\w+ workload, epochs of|\Z)', ins.group(0), re.S | re.M):
             b, c = rows(body, '(b) '), rows(body, '(c) ')
-            if b and c: out += ['', f"Instructions per batch over the hand-written loop ({name} workload): (b) {b[0][2]}, (c) {c[0][2]}."]
+            if b and c: counts.append(f"{name} (b) {b[0][2]}, (c) {c[0][2]}")
+    if counts: out += ['', f"Instructions per batch over the hand-written loop: {'; '.join(counts)}."]
+    section = re.search(r'^## Run store\n.*?(?=^## |\Z)', results, re.S | re.M)
+    stored = re.findall(r'^### (\w+): .*?^time, paced.*?\(st\)/\(b\) = ([\d.]+).*?\n(?:of which.*?\(st\)/\(br\) = ([\d.]+).*?\n)?'
+                        r'store: ([\d.]+) bytes per training batch', section.group(0), re.S | re.M) if section else []
+    if stored: out += [('' if counts else '\n') + 'Run store (`RunStore`), time over (b) (over (b) + the `Recorder` it persists): ' +
+                       '; '.join(f"{n} {r}×" + (f" ({br}×)" if br else '') + f", {b} bytes a batch" for n, r, br, b in stored) + '.']
     update = re.search(r'^## One live-plot update.*?(?=^##|\Z)', results, re.S | re.M)
     if update:
         sizes = [r for r in rows(update.group(0), '') if re.fullmatch(r'[\d,]+', r[0])]
@@ -220,7 +238,9 @@ def main(argv=None):
         loop = run('loop_overhead.py', flags + (['--peers'] if a.peers else []) + (['--epochs', str(a.epochs)] if a.epochs else []),
                    OUT / 'loop_overhead.json')
         upd = run('plot_update.py', flags, OUT / 'plot_update.json')
-    import loop_overhead, plot_update
+        run('store.py', flags + ['--no-instructions'], OUT / 'store.json')
+    import loop_overhead, plot_update, store
+    st = json.loads((OUT / 'store.json').read_text()) if (OUT / 'store.json').exists() else {}
     ins = {}
     if a.instructions_from: ins = json.loads(Path(a.instructions_from).read_text())
     elif not (a.quick or a.no_instructions):
@@ -234,7 +254,7 @@ def main(argv=None):
                 f"Largest update: {upd['max_bytes']:,} bytes.")
     md = results_md(machine(), loop, upd, loop_md(loop),
                     plot_update.table(upd['rows']) + (plot_update.compare_table(upd['compare']) if 'compare' in upd else ''), upd_note,
-                    ' '.join(['python bench/run_all.py', *(sys.argv[1:] if argv is None else argv)]), instructions_md(ins, upd))
+                    ' '.join(['python bench/run_all.py', *(sys.argv[1:] if argv is None else argv)]), instructions_md(ins, upd), store_md(st))
     (HERE / 'results.md').write_text(md)
     render_readme(md)
     plot(loop, upd, HERE / 'overhead.png', ins)

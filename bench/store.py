@@ -7,7 +7,9 @@ Contestants, on the workloads of `loop_overhead.py`: (b) `Runner` + `AvgStatsCal
 - One hand-off at `every` = 0.5 s: the fit's thread takes the batches of 0.5 s at the workload's speed out of the
   record (`batch_chunk`) and the writer thread writes them (`StoreWriter.write`, one transaction): timed, and taken as
   a share of the 0.5 s it stands for.
-- Time per epoch, paced against the hand-written loop as `loop_overhead.py` does: (st) over (b).
+- Time per epoch, paced against the hand-written loop as `loop_overhead.py` does: (st) over (b), and over (br), (b) + the
+  `Recorder`: the one record of the run, which the store requires and persists (and the live plot requires too). An epoch (a fit) ends
+  when `fit` returns, as the user sees it; the writer thread makes its last write on another core meanwhile.
 - Bytes in the store: the file after a fit of 1 and of 9 epochs: per training batch, and per fit (the rest).
 - The layout: a row per batch against float32 chunks of 500 batches, written by one connection: µs and bytes per batch.
 
@@ -27,30 +29,31 @@ from loop_overhead import WORKLOADS, Pacer, RunnerContestant, make_learner, meas
 from callbacks_widget.learner import accuracy   # noqa: E402
 from callbacks_widget.runner import Runner   # noqa: E402
 from callbacks_widget.stats import AvgStatsCallback   # noqa: E402
-from callbacks_widget.history import History   # noqa: E402
+from callbacks_widget.history import History, Recorder   # noqa: E402
 from callbacks_widget.store import RunStore, StoreWriter, batch_chunk, connect, insert_fit, wait_for_writers   # noqa: E402
 
 EVERY = 0.5
 
 
 class StoreContestant(RunnerContestant):
-    "(st): (b) + a `RunStore` writing to `path`; an epoch ends once its writer has (it works on after the fit: counted in the epoch)."
-    def __init__(self, data, path: Path, every: float = EVERY):
+    """(st): (b) + a `RunStore` writing to `path`. Timed, an epoch ends when its fit returns, as a user sees it (the writer
+    thread finishes on another core); counted (`wait`), it ends once the writer has, so that all the store's work is counted."""
+    def __init__(self, data, path: Path, every: float = EVERY, wait: bool = False):
         super().__init__('st', '(st) (b) + RunStore', data, lambda: Runner(
             cb_funcs=[partial(AvgStatsCallback, [accuracy]), partial(RunStore, path, every=every)]))
-        self.path = path
+        self.path, self.wait = path, wait
     def epoch(self):
         super().epoch()
-        wait_for_writers(self.path)
+        if self.wait: wait_for_writers(self.path)
 
 
-def store_contestant(data, path: Path, every: float = EVERY) -> StoreContestant: return StoreContestant(data, path, every)
+def store_contestant(data, path: Path, every: float = EVERY, wait: bool = False) -> StoreContestant: return StoreContestant(data, path, every, wait)
 
 
 def contestant(key: str, data):
     "`instructions.contestant`, knowing (st) too (its store in a folder of its own, `every=inf`)."
     if key != 'st': return _contestant(key, data)
-    return store_contestant(data, Path(tempfile.mkdtemp())/'runs.sqlite', every=math.inf)
+    return store_contestant(data, Path(tempfile.mkdtemp())/'runs.sqlite', every=math.inf, wait=True)
 
 _contestant, instructions.contestant = instructions.contestant, contestant
 
@@ -147,12 +150,15 @@ def paced_times(workload: str, quick: bool, epochs: int) -> dict:
     pacer = Pacer(make_learner(data, seed=1))
     theirs = paced(data, pacer)
     with tempfile.TemporaryDirectory() as d:
-        contestants = ours(theirs, ['b']) + [store_contestant(theirs, Path(d)/'runs.sqlite')]
+        recorded = RunnerContestant('br', '(br) (b) + Recorder', theirs, lambda: Runner(cb_funcs=[partial(AvgStatsCallback, [accuracy]), Recorder]))
+        contestants = ours(theirs, ['b']) + [recorded, store_contestant(theirs, Path(d)/'runs.sqlite')]
         times = measure(pacer, contestants, epochs)
+        wait_for_writers(Path(d)/'runs.sqlite')
     n = len(data.train_dl) + len(data.valid_dl)
     ratio = {k: statistics.median(own / hand for hand, own, *_ in ts) for k, ts in times.items()}
-    extra = statistics.median(st[1] - b[1] for st, b in zip(times['st'], times['b']))   # the same rounds: one after the other
-    return dict(ratio_b=ratio['b'], ratio_st=ratio['st'], st_over_b=ratio['st'] / ratio['b'], extra_us_per_batch=1e6 * extra / n,
+    extra = lambda k, base: 1e6 * statistics.median(a[1] - b[1] for a, b in zip(times[k], times[base])) / n   # the same rounds
+    return dict(ratio_b=ratio['b'], ratio_br=ratio['br'], ratio_st=ratio['st'], st_over_b=ratio['st'] / ratio['b'],
+                st_over_br=ratio['st'] / ratio['br'], extra_us_per_batch=extra('st', 'b'), extra_over_br_us=extra('st', 'br'),
                 hand_us_per_batch=1e6 * statistics.median(t[0] for ts in times.values() for t in ts) / n, epochs=epochs)
 
 
@@ -193,6 +199,9 @@ def report(name: str, res: dict) -> str:
     t = res['time']
     lines.append(f"time, paced ({t['epochs']} epochs): (b) {t['ratio_b']:.3f}, (st) {t['ratio_st']:.3f} of the hand-written loop "
                  f"({t['hand_us_per_batch']:.0f} µs a batch): (st)/(b) = {t['st_over_b']:.4f}, {t['extra_us_per_batch']:+.1f} µs a batch")
+    if 'ratio_br' in t:
+        lines.append(f"of which the record it persists: (br) = (b) + the `Recorder` (which the live plot needs too) {t['ratio_br']:.3f}; "
+                     f"(st)/(br) = {t['st_over_br']:.4f}, {t['extra_over_br_us']:+.1f} µs a batch: what writing it to the store adds")
     b = res['bytes']
     lines.append(f"store: {b['per_batch']:.1f} bytes per training batch, {b['per_fit']/1e3:,.1f} KB per fit, {b['empty']/1e3:.1f} KB empty "
                  f"(a fit of 1 epoch: {b['one_epoch']/1e3:.1f} KB; of 9: {b['nine_epochs']/1e3:.1f} KB; {b['train_batches_per_epoch']} training batches an epoch)")
