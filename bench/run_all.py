@@ -184,9 +184,9 @@ def readme_block(results: str) -> str:
     if counts: out += ['', f"Instructions per batch over the hand-written loop: {'; '.join(counts)}."]
     section = re.search(r'^## Run store\n.*?(?=^## |\Z)', results, re.S | re.M)
     stored = re.findall(r'^### (\w+): .*?^time, paced.*?\(st\)/\(b\) = ([\d.]+).*?\n(?:of which.*?\(st\)/\(br\) = ([\d.]+).*?\n)?'
-                        r'store: ([\d.]+) bytes per training batch', section.group(0), re.S | re.M) if section else []
+                        r'store: ([\d.]+) bytes per training batch, ([\d.,]+) KB per fit', section.group(0), re.S | re.M) if section else []
     if stored: out += [('' if counts else '\n') + 'Run store (`RunStore`), time over (b) (over (b) + the `Recorder` it persists): ' +
-                       '; '.join(f"{n} {r}×" + (f" ({br}×)" if br else '') + f", {b} bytes a batch" for n, r, br, b in stored) + '.']
+                       '; '.join(f"{n} {r}×" + (f" ({br}×)" if br else '') + f", {b} bytes a batch, {kb} KB a fit" for n, r, br, b, kb in stored) + '.']
     update = re.search(r'^## One live-plot update.*?(?=^##|\Z)', results, re.S | re.M)
     if update:
         sizes = [r for r in rows(update.group(0), '') if re.fullmatch(r'[\d,]+', r[0])]

@@ -109,23 +109,26 @@ def hand_off_seconds(n: int, rounds: int = 20) -> dict:
     return dict(batches=n, take_us=1e6 * statistics.median(take), write_us=1e6 * statistics.median(write))
 
 
-def store_bytes(workload: str, quick: bool) -> dict:
-    "Bytes of the store file: empty, after a fit of 1 epoch, after one of 9 (each its own file): per training batch, and per fit."
-    data = WORKLOADS[workload].data(quick)
-    sizes = {}
+def store_bytes(workload: str, quick: bool, fits: int = 41) -> dict:
+    """Bytes of the store file: empty; after a fit of 1 epoch and one of 9 (per training batch, from their difference); after 1
+    and after `fits` fits of 1 epoch of 4 batches in one file (per fit, less its batches). SQLite grows a file by whole
+    pages (4 KB): only differences over many batches and many fits are measured."""
+    data, few = WORKLOADS[workload].data(quick), WORKLOADS[workload].data(sizes=(256, 64))
+    sizes, size = {}, lambda p: p.stat().st_size
     with tempfile.TemporaryDirectory() as d:
         connect(Path(d)/'empty.sqlite', write=True).close()
-        sizes[0] = (Path(d)/'empty.sqlite').stat().st_size
-        for epochs in (1, 9):
-            path = Path(d)/f'{epochs}.sqlite'
-            run = Runner(cb_funcs=[partial(RunStore, path)])
-            run.fit(epochs, make_learner(data))
+        sizes[0] = size(Path(d)/'empty.sqlite')
+        for key, dat, epochs, times in (('one', data, 1, 1), ('nine', data, 9, 1), ('few', few, 1, 1), ('many', few, 1, fits)):
+            path = Path(d)/f'{key}.sqlite'
+            run, learn = Runner(cb_funcs=[partial(RunStore, path)]), make_learner(dat)
+            for _ in range(times): run.fit(epochs, learn)
             wait_for_writers(path)
-            sizes[epochs] = path.stat().st_size
+            sizes[key] = size(path)
     n = len(data.train_dl)
-    per_batch = (sizes[9] - sizes[1]) / (8 * n)
-    return dict(empty=sizes[0], one_epoch=sizes[1], nine_epochs=sizes[9], train_batches_per_epoch=n, per_batch=per_batch,
-                per_fit=sizes[1] - sizes[0] - per_batch * n)
+    per_batch = (sizes['nine'] - sizes['one']) / (8 * n)
+    per_fit = (sizes['many'] - sizes['few']) / (fits - 1) - per_batch * len(few.train_dl)
+    return dict(empty=sizes[0], one_epoch=sizes['one'], nine_epochs=sizes['nine'], fits=fits, fits_bytes=sizes['many'],
+                few_batches=len(few.train_dl), train_batches_per_epoch=n, per_batch=per_batch, per_fit=per_fit)
 
 
 def hook_seconds(workload: str, quick: bool, fits: int = 5) -> dict:
@@ -204,7 +207,8 @@ def report(name: str, res: dict) -> str:
                      f"(st)/(br) = {t['st_over_br']:.4f}, {t['extra_over_br_us']:+.1f} µs a batch: what writing it to the store adds")
     b = res['bytes']
     lines.append(f"store: {b['per_batch']:.1f} bytes per training batch, {b['per_fit']/1e3:,.1f} KB per fit, {b['empty']/1e3:.1f} KB empty "
-                 f"(a fit of 1 epoch: {b['one_epoch']/1e3:.1f} KB; of 9: {b['nine_epochs']/1e3:.1f} KB; {b['train_batches_per_epoch']} training batches an epoch)")
+                 f"(a fit of 1 epoch: {b['one_epoch']/1e3:.1f} KB; of 9: {b['nine_epochs']/1e3:.1f} KB; {b['fits']} fits of {b['few_batches']} batches: {b['fits_bytes']/1e3:.1f} KB; "
+                 f"{b['train_batches_per_epoch']} training batches an epoch)")
     return '\n'.join(lines)
 
 
