@@ -20,6 +20,8 @@ from .arrays import GrowArray, downsample, Extremes, HostScalars
 class History():
     "Per-batch training loss, smoothed loss and lr, and per-epoch stats, across fits."
     def __init__(self, beta: float = 0.98):
+        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0 <= beta < 1:
+            raise ValueError(f"History: beta must be a number from 0 up to (not including) 1, got {beta!r}")
         self.beta, self.lock = beta, threading.RLock()   # held while a fit or an epoch is added: readers see it whole
         # state: batches in the arrays (their length), the moving average and its count, non-finite batches
         self._pending = HostScalars(state=(0, 0., 0, 0))
