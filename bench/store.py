@@ -98,12 +98,12 @@ def hand_off_seconds(n: int, rounds: int = 20) -> dict:
     h = History(); h.begin_fit(('train_eval', 'recorder', 'run_store')); h.add_batches(np.random.rand(n).tolist(), [0.1] * n); h.end_fit()
     with tempfile.TemporaryDirectory() as d:
         con = connect(Path(d)/'runs.sqlite', write=True)
-        w = StoreWriter(con, Path(d)/'runs.sqlite', {})   # not started: `write` is timed on this thread
-        w.fit_id = insert_fit(con, dict(started=time.time(), status='running'))
+        w = StoreWriter(con, Path(d)/'runs.sqlite')   # not started: `write` is timed on this thread
+        k = insert_fit(con, dict(started=time.time(), status='running'))
         take, write = [], []
         for i in range(rounds):
             t = time.perf_counter(); chunk = batch_chunk(h, 0, 0, n, 1); t1 = time.perf_counter()
-            w.write([((i * n, *chunk[1:]), [], None)]); t2 = time.perf_counter()
+            w.write([(k, (i * n, *chunk[1:]), [], None)]); t2 = time.perf_counter()
             take.append(t1 - t); write.append(t2 - t1)
         con.close()
     return dict(batches=n, take_us=1e6 * statistics.median(take), write_us=1e6 * statistics.median(write))

@@ -1,6 +1,7 @@
 """Processes that fit with a `RunStore`, for tests/test_store.py.
 
     python tests/store_child.py long PATH          one long fit; prints `batches time` every 10 batches (to be killed)
+    python tests/store_child.py exit PATH          one fit of 2048 samples, then the process ends at once
     python tests/store_child.py fits PATH GO N     set up, says so (file ready<pid> beside GO), and once GO exists: N fits of 3 epochs, handing off every 10 ms
     python tests/store_child.py make FOLDER N      says it is ready (FOLDER/ready<pid>), then for i < N: once FOLDER/go<i> exists, opens FOLDER/<i>.sqlite to write (a new file); prints each error
     torchrun --nproc_per_node=2 tests/store_child.py ddp PATH OUT    one DDP fit; each rank writes OUT/rank<R>.json
@@ -31,6 +32,7 @@ class Progress(Callback):
 def main(mode: str, path: str, *args) -> None:
     torch.set_num_threads(1)
     if mode == 'long': Runner(cbs=[Progress(), RunStore(path)]).fit(1000, make_learner())
+    elif mode == 'exit': Runner(cbs=[RunStore(path)]).fit(1, make_learner())
     elif mode == 'fits':
         go, n = Path(args[0]), int(args[1])
         learn, run = make_learner(512), Runner(cbs=[RunStore(path, every=0.01)])
