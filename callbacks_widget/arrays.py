@@ -143,9 +143,9 @@ def _part_values(part, wait: bool):
 # %% ../nbs/05e_arrays.ipynb #a5c0f003
 class HostScalars():
     "Per-batch values (floats or 0-d device tensors) with a host `info` each, read on the host in order without waiting for the device."
-    def __init__(self, state=None):
+    def __init__(self, state=None, limit: int = 1024):
         # parts: (values, infos) sent to the host; new: [(value, info)] not sent yet; state: the reader's
-        self._s = ((), [], state)
+        self._s, self.limit = ((), [], state), limit   # `limit` new values are sent at once: bounded device memory, no wait
 
     @property
     def state(self): return self._s[2]
@@ -156,10 +156,12 @@ class HostScalars():
 # %% ../nbs/05e_arrays.ipynb #ar38
 @patch
 def add(self: HostScalars, value, info=None) -> int:
-    "Keep `value` (a float, or a 0-d tensor on any device) and its `info`; return how many are not sent yet."
+    "Keep `value` (a float, or a 0-d tensor on any device) and its `info`, sending the new ones once there are `limit`; return how many are not sent yet."
     new = self._s[1]
     new.append((value, info))
-    return len(new)
+    if len(new) < self.limit: return len(new)
+    self.send()
+    return 0
 
 # %% ../nbs/05e_arrays.ipynb #ar41
 @patch

@@ -63,7 +63,7 @@ class History():
 @patch
 def add_batch(self: History, loss, lr) -> None:
     "Record one training batch: `loss` a float or a 0-d tensor; `lr` a float, or one per parameter group."
-    if self._pending.add(loss, lr) >= 1024: self._pending.send()   # bounded device memory, no wait
+    self._pending.add(loss, lr)
 
 @patch
 def add_batches(self: History, losses, lrs) -> None:
@@ -230,7 +230,9 @@ class Recorder(AlwaysOn, Callback):
     def __init__(self, beta: float = 0.98):
         self.history, self.valid, self._stats = History(beta), AvgStats([], in_train=False), {}
 
-    def begin_fit(self): self.history.begin_fit(tuple(cb.name for cb in self.run.running), len(self.opt.param_groups))
+    def begin_fit(self):
+        self.history.begin_fit(tuple(cb.name for cb in self.run.running), len(self.opt.param_groups))
+        self._add, self._host = self.history._pending.add, None   # a batch makes one call; where its loss is: read once a fit
     def begin_epoch(self): self.valid.reset(); self._stats = {}
 
     def after_batch(self):
@@ -238,9 +240,11 @@ class Recorder(AlwaysOn, Callback):
         loss = run.loss
         if loss is None: return   # the batch ended before its loss was computed
         if not run.in_train: return self.valid.accumulate(run)
+        host = self._host
+        if host is None: host = self._host = loss.is_cpu   # a fit's losses stay where its model is
         groups = run.learn.opt.param_groups
-        self.history.add_batch(loss.item() if loss.is_cpu else loss.detach(),   # `scalar(loss)`, without its call
-                               groups[0]['lr'] if len(groups) == 1 else tuple(g['lr'] for g in groups))
+        self._add(loss.item() if host else loss.detach(),   # `history.add_batch(scalar(loss), lr)`, in one call
+                  groups[0]['lr'] if len(groups) == 1 else tuple(g['lr'] for g in groups))
 
     @property
     def valid_loss(self) -> Optional[float]:

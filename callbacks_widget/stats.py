@@ -25,9 +25,9 @@ def summand(v):
     return v.to(torch.float32 if v.device.type == 'mps' else torch.float64)
 
 # %% ../nbs/05_stats.ipynb #st06
-def _add(total, v, bn: int):
-    "`total + v*bn` for a batch's loss or metric `v`: a float on the CPU; on a device a float64 tensor there, one kernel."
-    if type(v) is torch.Tensor and type(total) is float and v.is_cpu: return total + v.item() * bn
+def _add(total, v, bn: int, host: bool = False):
+    "`total + v*bn` for a batch's loss or metric `v`: a float on the CPU (`host`: `v` is known to be there); on a device a float64 tensor there, one kernel."
+    if host and type(v) is torch.Tensor and type(total) is float: return total + v.item() * bn
     if isinstance(v, (int, float)): return total + v * bn   # a metric that returns a number
     if isinstance(total, torch.Tensor): return torch.add(total, v.detach(), alpha=bn)
     if not isinstance(v, torch.Tensor):
@@ -45,7 +45,7 @@ class AvgStats():
         self.reset()
 
     def reset(self):
-        self.tot_loss, self.count = 0., 0
+        self.tot_loss, self.count, self.host = 0., 0, None   # host: whether the losses are on the CPU (read at the first)
         self.tot_mets = [0.] * len(self.metrics)
 
     @property
@@ -63,10 +63,11 @@ class AvgStats():
 @patch
 def accumulate(self: AvgStats, run):
     "Add the loss and the metrics of `run`'s batch, each weighted by its size."
-    bn, pred, yb = run.xb.shape[0], run.pred, run.yb
-    self.tot_loss = _add(self.tot_loss, run.loss, bn)
+    bn, pred, yb, loss, host = run.xb.shape[0], run.pred, run.yb, run.loss, self.host
+    if host is None: host = self.host = type(loss) is torch.Tensor and loss.is_cpu   # an epoch's batches stay on one device
+    self.tot_loss = _add(self.tot_loss, loss, bn, host)
     self.count += bn
-    for i, m in enumerate(self.metrics): self.tot_mets[i] = _add(self.tot_mets[i], m(pred, yb), bn)
+    for i, m in enumerate(self.metrics): self.tot_mets[i] = _add(self.tot_mets[i], m(pred, yb), bn, host)
 
 # %% ../nbs/05_stats.ipynb #8b648e22
 class AvgStatsCallback(Callback):
