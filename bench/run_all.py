@@ -234,11 +234,15 @@ def main(argv=None):
     flags = ['--quick'] if a.quick else []
     if a.reuse:
         loop, upd = (json.loads((OUT / f).read_text()) for f in ('loop_overhead.json', 'plot_update.json'))
+        mach = OUT / 'machine.json'   # the date and load of the run that timed them, not of this rendering
+        m = json.loads(mach.read_text()) if mach.exists() else machine()
     else:
         loop = run('loop_overhead.py', flags + (['--peers'] if a.peers else []) + (['--epochs', str(a.epochs)] if a.epochs else []),
                    OUT / 'loop_overhead.json')
         upd = run('plot_update.py', flags, OUT / 'plot_update.json')
         run('store.py', flags + ['--no-instructions'], OUT / 'store.json')
+        m = machine()
+        (OUT / 'machine.json').write_text(json.dumps(m))
     import loop_overhead, plot_update, store
     st = json.loads((OUT / 'store.json').read_text()) if (OUT / 'store.json').exists() else {}
     ins = {}
@@ -252,7 +256,7 @@ def main(argv=None):
                 f"history's arrays and its record of each epoch ({f['record_bytes_per_fit']:,.0f} bytes; tracemalloc, after the traces reached "
                 f"`max_points`). "
                 f"Largest update: {upd['max_bytes']:,} bytes.")
-    md = results_md(machine(), loop, upd, loop_md(loop),
+    md = results_md(m, loop, upd, loop_md(loop),
                     plot_update.table(upd['rows']) + (plot_update.compare_table(upd['compare']) if 'compare' in upd else ''), upd_note,
                     ' '.join(['python bench/run_all.py', *(sys.argv[1:] if argv is None else argv)]), instructions_md(ins, upd), store_md(st))
     (HERE / 'results.md').write_text(md)
